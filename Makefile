@@ -1,0 +1,40 @@
+# Set-up and checks. `make demo` and `make test` work on a fresh clone: they create the
+# virtual environments they need (Python 3.12+, selected by .python-version under pyenv).
+PYTHON ?= python3
+VENV := .venv
+VENV_DATARAX := .venv-datarax
+PYTEST_ARGS ?=
+
+.PHONY: demo test test-datarax lint bench clean
+
+$(VENV)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 12))' || \
+	  { echo "ddsp-jax needs Python >= 3.12; '$(PYTHON)' is $$($(PYTHON) --version). Set PYTHON=python3.12."; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(VENV)/bin/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+$(VENV_DATARAX)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV_DATARAX)
+	$(VENV_DATARAX)/bin/python -m pip install --quiet --upgrade pip
+	$(VENV_DATARAX)/bin/python -m pip install --quiet -e '.[dev,datarax]'
+	touch $@
+
+demo: $(VENV)/.installed
+	$(VENV)/bin/ddsp synth --f0 440 --seconds 2 --out runs/synth/a440.wav
+
+test: $(VENV)/.installed
+	$(VENV)/bin/ruff check src tests
+	$(VENV)/bin/ruff format --check src tests
+	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+# The same suite on the datarax extra's stack (jax 0.11.x), including the integration tests.
+test-datarax: $(VENV_DATARAX)/.installed
+	$(VENV_DATARAX)/bin/python -m pytest $(PYTEST_ARGS)
+
+bench: $(VENV)/.installed
+	$(VENV)/bin/ddsp bench synth --json runs/bench/synth.json
+
+clean:
+	rm -rf $(VENV) $(VENV_DATARAX) runs .pytest_cache .ruff_cache

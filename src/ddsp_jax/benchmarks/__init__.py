@@ -1,0 +1,1 @@
+"""Benchmarks behind ``ddsp bench``: speed is measured here, never in tests."""

@@ -1,0 +1,80 @@
+"""Synthesis benchmark: harmonic + filtered noise + reverb forward pass, jitted."""
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from ddsp_jax.benchmarks.common import machine, peak_rss_bytes, time_call
+from ddsp_jax.processors import ProcessorGraph, ProcessorGraphConfig
+
+MAGENTA_SECONDS = 0.29  # magenta/ddsp (TF 2.11), 4 × 4 s on the project's 2-core CPU.
+
+
+def run(
+    batch_size: int = 4,
+    seconds: float = 4.0,
+    sample_rate: int = 16000,
+    frame_rate: int = 250,
+    n_harmonics: int = 100,
+    n_noise_bands: int = 65,
+    reverb_length: int = 16000,
+    repeats: int = 10,
+) -> dict[str, Any]:
+    """Time the standard graph's forward pass on random controls.
+
+    Returns:
+        The settings, ``compile_seconds`` (first call), ``median_seconds``, ``min_seconds``,
+        ``real_time_factor`` (seconds of audio per second of compute, median),
+        ``magenta_ratio`` (our real-time factor over magenta's on this CPU), ``peak_rss_bytes``
+        and ``machine``.
+    """
+    n_samples = round(seconds * sample_rate)
+    n_frames = round(seconds * frame_rate)
+    config = ProcessorGraphConfig(
+        sample_rate=sample_rate,
+        n_samples=n_samples,
+        n_harmonics=n_harmonics,
+        n_noise_bands=n_noise_bands,
+        reverb_length=reverb_length,
+    )
+    graph = ProcessorGraph(config, rngs=nnx.Rngs(0))
+    rng = np.random.default_rng(0)
+    controls = {
+        "f0_hz": jnp.asarray(rng.uniform(100, 400, (batch_size, n_frames, 1)), jnp.float32),
+        "amplitudes": jnp.asarray(rng.normal(size=(batch_size, n_frames, 1)), jnp.float32),
+        "harmonic_distribution": jnp.asarray(
+            rng.normal(size=(batch_size, n_frames, n_harmonics)), jnp.float32
+        ),
+        "noise_magnitudes": jnp.asarray(
+            rng.normal(size=(batch_size, n_frames, n_noise_bands)), jnp.float32
+        ),
+    }
+    graphdef, state = nnx.split(graph)
+
+    @jax.jit
+    def forward(state, controls, key):
+        return nnx.merge(graphdef, state)(controls, key=key)["audio"]
+
+    key = jax.random.key(0)
+    timing = time_call(lambda: forward(state, controls, key), repeats=repeats, warmup=2)
+    audio_seconds = batch_size * n_samples / sample_rate
+    real_time_factor = audio_seconds / timing["median_seconds"]
+    return {
+        "benchmark": "synth",
+        "batch_size": batch_size,
+        "seconds": seconds,
+        "sample_rate": sample_rate,
+        "n_harmonics": n_harmonics,
+        "n_noise_bands": n_noise_bands,
+        "reverb_length": reverb_length,
+        "compile_seconds": timing["first_call_seconds"],
+        "median_seconds": timing["median_seconds"],
+        "min_seconds": timing["min_seconds"],
+        "real_time_factor": real_time_factor,
+        "magenta_ratio": real_time_factor / (4 * 4.0 / MAGENTA_SECONDS),
+        "peak_rss_bytes": peak_rss_bytes(),
+        "machine": machine(),
+    }

@@ -1,0 +1,78 @@
+"""Pure ``jax.numpy`` DSP functions: the numerical core of ddsp-jax.
+
+No classes and no state. Shapes are ``[batch, time, channels]``; frequencies are in Hz,
+phases in cycles, levels in dB unless a name says otherwise.
+"""
+
+from ddsp_jax.core.filters import (
+    fft_convolve,
+    frequency_filter,
+    frequency_impulse_response,
+    next_power_of_2,
+    overlap_add,
+)
+from ddsp_jax.core.oscillators import (
+    harmonic_oscillator,
+    harmonic_synthesis,
+    normalize_harmonics,
+    oscillator_bank,
+    remove_above_nyquist,
+)
+from ddsp_jax.core.resample import RESAMPLE_METHODS, resample
+from ddsp_jax.core.spectral import (
+    compute_logmag,
+    compute_logmel,
+    compute_mag,
+    compute_mel,
+    compute_mfcc,
+    frame,
+    mel_weight_matrix,
+    stft,
+)
+from ddsp_jax.core.units import (
+    DB_RANGE,
+    amplitude_to_db,
+    db_to_amplitude,
+    db_to_power,
+    exp_sigmoid,
+    hz_to_midi,
+    inverse_exp_sigmoid,
+    midi_to_hz,
+    power_to_db,
+    safe_divide,
+    safe_log,
+)
+
+__all__ = [
+    "DB_RANGE",
+    "RESAMPLE_METHODS",
+    "amplitude_to_db",
+    "compute_logmag",
+    "compute_logmel",
+    "compute_mag",
+    "compute_mel",
+    "compute_mfcc",
+    "db_to_amplitude",
+    "db_to_power",
+    "exp_sigmoid",
+    "fft_convolve",
+    "frame",
+    "frequency_filter",
+    "frequency_impulse_response",
+    "harmonic_oscillator",
+    "harmonic_synthesis",
+    "hz_to_midi",
+    "inverse_exp_sigmoid",
+    "mel_weight_matrix",
+    "midi_to_hz",
+    "next_power_of_2",
+    "normalize_harmonics",
+    "oscillator_bank",
+    "overlap_add",
+    "power_to_db",
+    "remove_above_nyquist",
+    "resample",
+    "safe_divide",
+    "safe_log",
+    "stft",
+]

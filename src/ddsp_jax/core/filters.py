@@ -1,0 +1,167 @@
+"""Linear (never circular) FFT convolution, time-varying FIR filters and filter design."""
+
+import functools
+from typing import Literal
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ddsp_jax.core.validation import check_batch_match, check_finite, check_rank
+
+Padding = Literal["same", "valid"]
+
+
+def next_power_of_2(n: int) -> int:
+    """Smallest power of two >= ``n``."""
+    return 1 << max(int(n) - 1, 0).bit_length()
+
+
+def overlap_add(frames: jax.Array, hop: int) -> jax.Array:
+    """Overlap-add frames ``[batch, n_frames, frame_size]`` with hop ``hop`` (samples).
+
+    Returns:
+        ``[batch, (n_frames - 1) * hop + frame_size]``.
+    """
+    batch, n_frames, frame_size = frames.shape
+    n_hops = -(-frame_size // hop)  # Each frame spans this many hop-sized blocks.
+    frames = jnp.pad(frames, ((0, 0), (0, 0), (0, n_hops * hop - frame_size)))
+    blocks = frames.reshape(batch, n_frames, n_hops, hop)
+    out = jnp.zeros((batch, n_frames + n_hops - 1, hop), frames.dtype)
+    for block in range(n_hops):
+        out = out.at[:, block : block + n_frames].add(blocks[:, :, block])
+    return out.reshape(batch, -1)[:, : (n_frames - 1) * hop + frame_size]
+
+
+def fft_convolve(
+    audio: jax.Array,
+    impulse_response: jax.Array,
+    padding: Padding = "same",
+    delay_compensation: int = -1,
+) -> jax.Array:
+    """Convolve audio with one impulse response or one per frame (linear convolution).
+
+    A 2-D ``impulse_response`` is a time-invariant filter. A 3-D one is time-varying: frame
+    ``j`` sits at sample ``j * n_samples / n_frames`` (as in ``resample``) and its IR filters
+    the audio until the next frame. The audio is cut into blocks of
+    ``n_samples // n_frames`` samples (one per frame when that divides ``n_samples``; else
+    each block takes the IR of the frame it starts in), each block is convolved with its IR
+    (zero-padded FFTs long enough that nothing wraps around) and the results are
+    overlap-added, so each block's tail rings into the next.
+
+    Args:
+        audio: Input ``[batch, n_samples]``.
+        impulse_response: ``[batch, ir_size]`` or ``[batch, n_frames, ir_size]``; a batch of 1
+            is shared by every example.
+        padding: ``same`` returns ``n_samples`` samples; ``valid`` the full convolution,
+            ``n_samples + ir_size - 1`` samples.
+        delay_compensation: Samples dropped from the start of the full convolution. Negative
+            means ``ir_size // 2``, the group delay of ``frequency_impulse_response``'s
+            linear-phase filters (magenta uses ``(ir_size - 1) // 2 - 1``, which leaves a
+            2-sample delay on its even-length filters).
+
+    Returns:
+        Filtered audio ``[batch, n_samples]`` (``same``) or ``[batch, n_samples + ir_size - 1]``
+        (``valid``).
+    """
+    check_rank("audio", audio, (2,), "[batch, n_samples]")
+    check_rank(
+        "impulse_response",
+        impulse_response,
+        (2, 3),
+        "[batch, ir_size] or [batch, n_frames, ir_size]",
+    )
+    if padding not in ("same", "valid"):
+        raise ValueError(f"padding must be 'same' or 'valid', got {padding!r}.")
+    audio = jnp.asarray(audio, jnp.float32)
+    impulse_response = jnp.asarray(impulse_response, jnp.float32)
+    if impulse_response.ndim == 2:
+        impulse_response = impulse_response[:, None, :]
+    batch = check_batch_match(("audio", "impulse_response"), (audio, impulse_response))
+    audio = jnp.broadcast_to(audio, (batch, audio.shape[1]))
+    n_samples = audio.shape[1]
+    n_frames = impulse_response.shape[1]
+    if n_frames > n_samples:
+        raise ValueError(
+            f"impulse_response has {n_frames} frames, more than the {n_samples} audio samples."
+        )
+    return _fft_convolve(audio, impulse_response, padding, delay_compensation)
+
+
+@functools.partial(jax.jit, static_argnums=(2, 3))
+def _fft_convolve(
+    audio: jax.Array, impulse_response: jax.Array, padding: Padding, delay_compensation: int
+) -> jax.Array:
+    batch, n_samples = audio.shape
+    n_frames, ir_size = impulse_response.shape[1:]
+    frame_size = n_samples // n_frames
+    n_blocks = -(-n_samples // frame_size)
+    if n_blocks != n_frames:
+        block_starts = np.arange(n_blocks, dtype=np.int64) * frame_size
+        impulse_response = impulse_response[:, block_starts * n_frames // n_samples]
+    audio_frames = jnp.pad(audio, ((0, 0), (0, n_blocks * frame_size - n_samples)))
+    audio_frames = audio_frames.reshape(batch, n_blocks, frame_size)
+
+    fft_size = next_power_of_2(frame_size + ir_size - 1)
+    spectrum = jnp.fft.rfft(audio_frames, fft_size) * jnp.fft.rfft(impulse_response, fft_size)
+    convolved = overlap_add(jnp.fft.irfft(spectrum, fft_size), frame_size)
+
+    start = ir_size // 2 if delay_compensation < 0 else delay_compensation
+    length = n_samples if padding == "same" else n_samples + ir_size - 1
+    convolved = jnp.pad(convolved, ((0, 0), (0, max(0, start + length - convolved.shape[1]))))
+    return convolved[:, start : start + length]
+
+
+def frequency_impulse_response(magnitudes: jax.Array, window_size: int = 0) -> jax.Array:
+    """Linear-phase FIR filters from frequency responses (frequency sampling method).
+
+    The zero-phase impulse response ``irfft(magnitudes)`` is windowed with a Hann window of
+    ``window_size`` taps centred on lag 0, then shifted to causal form with its centre at
+    tap ``window_size // 2`` (the group delay, in samples).
+
+    Args:
+        magnitudes: Linear gains ``[batch, n_frequencies]`` or
+            ``[batch, n_frames, n_frequencies]`` at frequencies evenly spaced from 0 Hz to
+            Nyquist inclusive.
+        window_size: Taps of the filter; ``<= 0`` or larger than ``2 * (n_frequencies - 1)``
+            means ``2 * (n_frequencies - 1)``.
+
+    Returns:
+        Impulse responses ``[..., window_size]``.
+    """
+    check_rank(
+        "magnitudes", magnitudes, (2, 3), "[batch, n_frequencies] or [batch, n_frames, n_freq]"
+    )
+    magnitudes = jnp.asarray(magnitudes, jnp.float32)
+    ir_size = 2 * (magnitudes.shape[-1] - 1)
+    if ir_size < 2:
+        raise ValueError(f"magnitudes needs at least 2 frequency bins, got {magnitudes.shape}.")
+    if window_size <= 0 or window_size > ir_size:
+        window_size = ir_size
+    zero_phase = jnp.fft.irfft(magnitudes.astype(jnp.complex64), ir_size)
+    centre = window_size // 2
+    lags = np.arange(window_size) - centre
+    window = 0.5 + 0.5 * np.cos(2.0 * np.pi * lags / window_size)  # Hann, peak at lag 0.
+    causal = zero_phase[..., lags % ir_size]
+    return causal * jnp.asarray(window, jnp.float32)
+
+
+def frequency_filter(
+    audio: jax.Array, magnitudes: jax.Array, window_size: int = 0, padding: Padding = "same"
+) -> jax.Array:
+    """Filter audio with linear-phase FIR filters designed from frequency responses.
+
+    Args:
+        audio: Input ``[batch, n_samples]``.
+        magnitudes: Linear gains ``[batch, n_frequencies]`` (time-invariant) or
+            ``[batch, n_frames, n_frequencies]`` (time-varying, frames spread evenly over the
+            audio), frequencies from 0 Hz to Nyquist inclusive.
+        window_size: Filter taps (see ``frequency_impulse_response``).
+        padding: ``same`` or ``valid`` (see ``fft_convolve``).
+
+    Returns:
+        Filtered audio, delay-compensated, ``[batch, n_samples]`` for ``same``.
+    """
+    check_finite("magnitudes", magnitudes)
+    impulse_response = frequency_impulse_response(magnitudes, window_size)
+    return fft_convolve(audio, impulse_response, padding=padding)

@@ -1,0 +1,76 @@
+"""Unit conversions and scaling nonlinearities (magenta/ddsp ``core`` conventions)."""
+
+import jax
+import jax.numpy as jnp
+
+DB_RANGE = 80.0  # dB: the dynamic range of loudness and amplitude_to_db.
+
+
+def safe_log(x: jax.Array, eps: float = 1e-5) -> jax.Array:
+    """Natural log with non-positive inputs replaced by ``eps`` (magenta's ``safe_log``)."""
+    return jnp.log(jnp.where(x <= 0.0, eps, x))
+
+
+def safe_divide(numerator: jax.Array, denominator: jax.Array, eps: float = 1e-7) -> jax.Array:
+    """Divide, replacing zero denominators by ``eps``."""
+    return numerator / jnp.where(denominator == 0.0, eps, denominator)
+
+
+def midi_to_hz(notes: jax.Array) -> jax.Array:
+    """MIDI note numbers to frequency in Hz (A4 = MIDI 69 = 440 Hz)."""
+    return 440.0 * 2.0 ** ((jnp.asarray(notes, jnp.float32) - 69.0) / 12.0)
+
+
+def hz_to_midi(frequencies: jax.Array) -> jax.Array:
+    """Frequency in Hz to (fractional) MIDI note numbers; 0 Hz and below map to MIDI 0."""
+    frequencies = jnp.asarray(frequencies, jnp.float32)
+    positive = frequencies > 0.0
+    safe = jnp.where(positive, frequencies, 440.0)
+    notes = 12.0 * (jnp.log2(safe) - jnp.log2(440.0)) + 69.0
+    return jnp.where(positive, notes, 0.0)
+
+
+def power_to_db(power: jax.Array, ref_db: float = 0.0, range_db: float = DB_RANGE) -> jax.Array:
+    """Power to decibels, floored at ``-range_db`` after subtracting ``ref_db``."""
+    power = jnp.maximum(power, 10.0 ** (-range_db / 10.0))
+    db = 10.0 * jnp.log10(power) - ref_db
+    return jnp.maximum(db, -range_db)
+
+
+def amplitude_to_db(
+    amplitude: jax.Array, ref_db: float = 0.0, range_db: float = DB_RANGE
+) -> jax.Array:
+    """Linear amplitude to decibels (of power amplitude**2), floored at ``-range_db``."""
+    return power_to_db(jnp.square(amplitude), ref_db=ref_db, range_db=range_db)
+
+
+def db_to_power(db: jax.Array) -> jax.Array:
+    """Decibels to linear power."""
+    return 10.0 ** (jnp.asarray(db) / 10.0)
+
+
+def db_to_amplitude(db: jax.Array) -> jax.Array:
+    """Decibels to linear amplitude."""
+    return db_to_power(jnp.asarray(db) / 2.0)
+
+
+def exp_sigmoid(
+    x: jax.Array, exponent: float = 10.0, max_value: float = 2.0, threshold: float = 1e-7
+) -> jax.Array:
+    """Exponentiated sigmoid: ``max_value * sigmoid(x) ** ln(exponent) + threshold``.
+
+    Bounds outputs to ``[threshold, max_value]``; away from 0 the output changes by a factor
+    of ``exponent`` per unit of ``x``. With the defaults, ``2 * sigmoid(x)**ln(10) + 1e-7``.
+    """
+    return max_value * jax.nn.sigmoid(x) ** jnp.log(exponent) + threshold
+
+
+def inverse_exp_sigmoid(
+    y: jax.Array, exponent: float = 10.0, max_value: float = 2.0, threshold: float = 1e-7
+) -> jax.Array:
+    """The raw value ``x`` with ``exp_sigmoid(x) == y``, for ``threshold < y < max_value``.
+
+    Useful to drive processors (which apply ``exp_sigmoid``) with chosen linear values.
+    """
+    p = ((jnp.asarray(y, jnp.float32) - threshold) / max_value) ** (1.0 / jnp.log(exponent))
+    return jnp.log(p) - jnp.log1p(-p)

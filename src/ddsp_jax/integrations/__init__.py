@@ -1,0 +1,1 @@
+"""Optional integrations with other libraries; each is imported explicitly by its users."""

@@ -1,0 +1,111 @@
+"""Multi-scale spectral loss (magenta/ddsp ``SpectralLoss`` semantics)."""
+
+from collections.abc import Sequence
+from typing import Literal
+
+import jax
+import jax.numpy as jnp
+
+from ddsp_jax.core.spectral import compute_mag
+from ddsp_jax.core.units import safe_log
+from ddsp_jax.core.validation import check_rank
+
+LossType = Literal["L1", "L2", "COSINE"]
+
+
+def mean_difference(
+    target: jax.Array,
+    value: jax.Array,
+    loss_type: LossType = "L1",
+    weights: jax.Array | None = None,
+) -> jax.Array:
+    """Mean L1 or L2 difference, or mean cosine distance over the last axis.
+
+    Args:
+        target: Target values ``[..., n]``.
+        value: Values ``[..., n]``, the same shape.
+        loss_type: ``L1`` (mean absolute difference), ``L2`` (mean squared difference) or
+            ``COSINE`` (mean of ``1 - cos`` between the vectors along the last axis).
+        weights: Optional weights broadcastable to the element-wise difference.
+
+    Returns:
+        A scalar.
+    """
+    weights = 1.0 if weights is None else weights
+    loss_type = loss_type.upper()
+    difference = target - value
+    if loss_type == "L1":
+        return jnp.mean(jnp.abs(difference * weights))
+    if loss_type == "L2":
+        return jnp.mean(difference**2 * weights)
+    if loss_type == "COSINE":
+        dot = jnp.sum(target * value * weights, axis=-1)
+        norms = jnp.linalg.norm(target, axis=-1) * jnp.linalg.norm(value, axis=-1)
+        return jnp.mean(1.0 - dot / jnp.maximum(norms, 1e-12))
+    raise ValueError(f"loss_type must be 'L1', 'L2' or 'COSINE', got {loss_type!r}.")
+
+
+def multi_scale_spectral_loss(
+    target_audio: jax.Array,
+    audio: jax.Array,
+    fft_sizes: Sequence[int] = (2048, 1024, 512, 256, 128, 64),
+    overlap: float = 0.75,
+    loss_type: LossType = "L1",
+    mag_weight: float = 1.0,
+    logmag_weight: float = 1.0,
+    delta_time_weight: float = 0.0,
+    delta_freq_weight: float = 0.0,
+    cumsum_freq_weight: float = 0.0,
+    loudness_weight: float = 0.0,
+    weights: jax.Array | None = None,
+) -> jax.Array:
+    """Sum over FFT sizes of spectrogram distances between ``target_audio`` and ``audio``.
+
+    For each size: ``mag_weight`` × distance of magnitudes, ``logmag_weight`` × distance of
+    log magnitudes, and optionally of their finite differences over time (``delta_time``)
+    and frequency (``delta_freq``) and of their cumulative sum over frequency
+    (``cumsum_freq``). Distances are means over batch, frames and bins (``mean_difference``).
+
+    Args:
+        target_audio: ``[batch, n_samples]``.
+        audio: ``[batch, n_samples]``, the same shape.
+        fft_sizes: STFT sizes (samples).
+        overlap: STFT overlap fraction.
+        loss_type: ``L1``, ``L2`` or ``COSINE``.
+        mag_weight, logmag_weight, delta_time_weight, delta_freq_weight, cumsum_freq_weight:
+            Weights of the terms; a zero weight skips the term.
+        loudness_weight: Weight of an A-weighted loudness term (not available yet).
+        weights: Optional weights broadcastable to ``[batch, n_frames, n_bins]``.
+
+    Returns:
+        The scalar loss.
+    """
+    check_rank("target_audio", target_audio, (2,), "[batch, n_samples]")
+    check_rank("audio", audio, (2,), "[batch, n_samples]")
+    if target_audio.shape != audio.shape:
+        raise ValueError(
+            f"target_audio and audio must have the same shape, got {target_audio.shape} and "
+            f"{audio.shape}."
+        )
+    if loudness_weight > 0.0:
+        raise NotImplementedError(
+            "loudness_weight needs A-weighted loudness, which arrives with the features work; "
+            "use loudness_weight=0."
+        )
+    loss = jnp.float32(0.0)
+    for size in fft_sizes:
+        target_mag = compute_mag(target_audio, size, overlap)
+        value_mag = compute_mag(audio, size, overlap)
+        terms = [
+            (mag_weight, lambda m: m),
+            (delta_time_weight, lambda m: jnp.diff(m, axis=1)),
+            (delta_freq_weight, lambda m: jnp.diff(m, axis=2)),
+            (cumsum_freq_weight, lambda m: jnp.cumsum(m, axis=2)),
+            (logmag_weight, safe_log),
+        ]
+        for weight, transform in terms:
+            if weight > 0.0:
+                loss = loss + weight * mean_difference(
+                    transform(target_mag), transform(value_mag), loss_type, weights
+                )
+    return loss

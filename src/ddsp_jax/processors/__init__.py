@@ -1,0 +1,34 @@
+"""Synths and effects as Flax NNX modules, and the standard processor graph."""
+
+from ddsp_jax.processors.base import SCALE_FNS, Controls, Processor
+from ddsp_jax.processors.effects import (
+    ExpDecayReverb,
+    ExpDecayReverbConfig,
+    Reverb,
+    ReverbConfig,
+    apply_reverb,
+)
+from ddsp_jax.processors.graph import ProcessorGraph, ProcessorGraphConfig
+from ddsp_jax.processors.synths import (
+    FilteredNoise,
+    FilteredNoiseConfig,
+    Harmonic,
+    HarmonicConfig,
+)
+
+__all__ = [
+    "SCALE_FNS",
+    "Controls",
+    "ExpDecayReverb",
+    "ExpDecayReverbConfig",
+    "FilteredNoise",
+    "FilteredNoiseConfig",
+    "Harmonic",
+    "HarmonicConfig",
+    "Processor",
+    "ProcessorGraph",
+    "ProcessorGraphConfig",
+    "Reverb",
+    "ReverbConfig",
+    "apply_reverb",
+]

@@ -1,0 +1,21 @@
+"""Shared test helpers."""
+
+import numpy as np
+import pytest
+
+import ddsp_jax  # noqa: F401  (first: sets XLA flags before any JAX computation)
+
+SAMPLE_RATES = (16000, 22050, 44100, 48000)
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(0)
+
+
+def relative_error_db(value: np.ndarray, reference: np.ndarray) -> float:
+    """RMS error relative to the reference's RMS, in dB."""
+    value = np.asarray(value, np.float64)
+    reference = np.asarray(reference, np.float64)
+    error = np.sqrt(np.mean((value - reference) ** 2))
+    return float(20.0 * np.log10(error / np.sqrt(np.mean(reference**2))))

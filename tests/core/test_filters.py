@@ -1,0 +1,115 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from ddsp_jax import core
+
+
+def test_fft_convolve_single_ir_is_linear_not_circular(rng):
+    audio = rng.normal(size=(3, 1000)).astype(np.float32)
+    ir = rng.normal(size=(3, 300)).astype(np.float32)
+    full = np.stack([np.convolve(a, h) for a, h in zip(audio, ir, strict=True)])
+    valid = core.fft_convolve(audio, ir, padding="valid", delay_compensation=0)
+    np.testing.assert_allclose(valid, full, atol=1e-4)
+    same = core.fft_convolve(audio, ir, padding="same", delay_compensation=0)
+    np.testing.assert_allclose(same, full[:, :1000], atol=1e-4)
+    # A circular convolution of the same length would wrap the tail onto the start.
+    circular = np.real(np.fft.ifft(np.fft.fft(audio, 1000) * np.fft.fft(ir, 1000)))
+    assert np.abs(circular - full[:, :1000]).max() > 1.0
+
+
+def test_fft_convolve_per_frame_irs_overlap_add(rng):
+    n_frames, block, ir_size = 8, 125, 200  # Each block's tail rings into later blocks.
+    audio = rng.normal(size=(2, n_frames * block)).astype(np.float32)
+    irs = rng.normal(size=(2, n_frames, ir_size)).astype(np.float32)
+    expected = np.zeros((2, n_frames * block + ir_size - 1))
+    for b in range(2):
+        for j in range(n_frames):
+            segment = audio[b, j * block : (j + 1) * block]
+            expected[b, j * block : (j + 1) * block + ir_size - 1] += np.convolve(
+                segment, irs[b, j]
+            )
+    out = core.fft_convolve(audio, irs, padding="valid", delay_compensation=0)
+    np.testing.assert_allclose(out, expected, atol=1e-4)
+
+
+def test_fft_convolve_shares_a_batch_one_ir_and_compensates_delay(rng):
+    audio = rng.normal(size=(4, 256)).astype(np.float32)
+    delay = np.zeros((1, 9), np.float32)
+    delay[0, 4] = 1.0  # A pure delay of 4 samples = the default compensation 9 // 2.
+    np.testing.assert_allclose(core.fft_convolve(audio, delay), audio, atol=1e-6)
+
+
+def test_fft_convolve_rejects_bad_shapes():
+    with pytest.raises(ValueError, match="audio must have shape"):
+        core.fft_convolve(jnp.ones(100), jnp.ones((1, 10)))
+    with pytest.raises(ValueError, match="batch size"):
+        core.fft_convolve(jnp.ones((2, 100)), jnp.ones((3, 10)))
+    with pytest.raises(ValueError, match="padding"):
+        core.fft_convolve(jnp.ones((1, 100)), jnp.ones((1, 10)), padding="full")
+    with pytest.raises(ValueError, match="more than"):
+        core.fft_convolve(jnp.ones((1, 100)), jnp.ones((1, 101, 10)))
+
+
+def test_fft_convolve_frames_that_do_not_divide_the_audio(rng):
+    # 44.1 kHz audio with 250 Hz frames: 176.4 samples per frame. Blocks of 176 samples take
+    # the IR of the frame they start in.
+    n_samples, n_frames, ir_size = 8820, 50, 16
+    audio = rng.normal(size=(1, n_samples)).astype(np.float32)
+    irs = rng.normal(size=(1, n_frames, ir_size)).astype(np.float32)
+    out = core.fft_convolve(audio, irs, padding="valid", delay_compensation=0)
+    expected = np.zeros(n_samples + 176 + ir_size)
+    for start in range(0, n_samples, 176):
+        frame = start * n_frames // n_samples
+        segment = audio[0, start : start + 176]
+        expected[start : start + len(segment) + ir_size - 1] += np.convolve(segment, irs[0, frame])
+    np.testing.assert_allclose(out[0], expected[: n_samples + ir_size - 1], atol=1e-4)
+
+
+@pytest.mark.parametrize("window_size", [0, 65, 128])
+def test_frequency_impulse_response_is_linear_phase(window_size):
+    rng = np.random.default_rng(3)
+    magnitudes = jnp.asarray(rng.uniform(size=(2, 5, 65)), jnp.float32)
+    ir = np.asarray(core.frequency_impulse_response(magnitudes, window_size))
+    size = 128 if window_size == 0 else window_size
+    assert ir.shape == (2, 5, size)
+    centre = size // 2
+    k = np.arange(1, (size - 1) // 2 + 1)
+    np.testing.assert_allclose(ir[..., centre + k], ir[..., centre - k], atol=1e-7)
+
+
+def test_flat_frequency_filter_passes_noise_unchanged(rng):
+    # A flat response designs a unit impulse at the group delay, which is compensated: white
+    # noise passes with its power (and every sample) unchanged up to float32 rounding.
+    noise = rng.uniform(-1, 1, size=(2, 16000)).astype(np.float32)
+    out = np.asarray(core.frequency_filter(noise, jnp.ones((2, 250, 65))))
+    assert np.mean(out**2) == pytest.approx(np.mean(noise**2), rel=1e-5)
+    np.testing.assert_allclose(out, noise, atol=1e-5)
+
+
+def test_low_pass_frequency_filter_attenuates_the_stop_band(rng):
+    sr, n = 16000, 64000
+    noise = rng.uniform(-1, 1, size=(1, n)).astype(np.float32)
+    bands = np.linspace(0, sr / 2, 65)
+    low_pass = (bands <= 2000.0).astype(np.float32)
+    out = np.asarray(core.frequency_filter(noise, jnp.asarray(low_pass)[None], window_size=257))
+    freqs = np.fft.rfftfreq(n, 1 / sr)
+    power_in = np.abs(np.fft.rfft(noise[0])) ** 2
+    power_out = np.abs(np.fft.rfft(out[0])) ** 2
+    pass_band = freqs < 1500
+    stop_band = freqs > 3000
+    pass_gain_db = 10 * np.log10(power_out[pass_band].sum() / power_in[pass_band].sum())
+    stop_gain_db = 10 * np.log10(power_out[stop_band].sum() / power_in[stop_band].sum())
+    assert abs(pass_gain_db) < 0.5
+    assert stop_gain_db < -40.0
+
+
+def test_time_varying_filter_follows_its_frames(rng):
+    # First half passes everything, second half nothing.
+    noise = rng.uniform(-1, 1, size=(1, 8000)).astype(np.float32)
+    magnitudes = np.ones((1, 100, 33), np.float32)
+    magnitudes[:, 50:] = 0.0
+    out = np.asarray(jax.jit(core.frequency_filter)(noise, magnitudes))
+    np.testing.assert_allclose(out[0, :3900], noise[0, :3900], atol=1e-5)
+    assert np.abs(out[0, 4100:]).max() < 1e-6

@@ -1,0 +1,52 @@
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from ddsp_jax.cli import main
+
+
+def test_synth_writes_a_16_bit_wav_at_the_requested_pitch(tmp_path, capsys):
+    out = tmp_path / "notes" / "a.wav"
+    args = ["synth", "--f0", "440", "--seconds", "0.5", "--sample-rate", "22050"]
+    assert main([*args, "--harmonics", "20", "--out", str(out)]) == 0
+    assert str(out.resolve()) in capsys.readouterr().out
+    info = sf.info(out)
+    assert (info.samplerate, info.frames, info.subtype, info.channels) == (
+        22050,
+        11025,
+        "PCM_16",
+        1,
+    )
+    audio, _ = sf.read(out)
+    spectrum = np.abs(np.fft.rfft(audio))
+    assert np.argmax(spectrum) * 22050 / len(audio) == pytest.approx(440.0, abs=4.0)
+    assert 0.05 < np.abs(audio).max() <= 1.0
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["synth", "--f0", "9000"],  # Above Nyquist at 16 kHz.
+        ["synth", "--f0", "440", "--sample-rate", "0"],
+        ["synth", "--f0", "440", "--seconds", "-1"],
+        ["bench", "synth", "--batch-size", "0"],
+    ],
+)
+def test_bad_arguments_exit_with_a_message(args, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code == 2
+    assert "must" in capsys.readouterr().err
+
+
+def test_bench_synth_prints_and_writes_json(tmp_path, capsys):
+    path = tmp_path / "synth.json"
+    args = ["bench", "synth", "--batch-size", "1", "--seconds", "0.25", "--repeats", "2"]
+    assert main([*args, "--json", str(path)]) == 0
+    result = json.loads(path.read_text())
+    for key in ("compile_seconds", "median_seconds", "real_time_factor", "peak_rss_bytes"):
+        assert result[key] > 0, key
+    assert result["machine"]["cpu_count"] >= 1
+    assert "real_time_factor" in capsys.readouterr().out

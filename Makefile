@@ -5,7 +5,7 @@ VENV := .venv
 VENV_DATARAX := .venv-datarax
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-datarax lint bench clean
+.PHONY: demo test test-datarax bench clean
 
 $(VENV)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 12))' || \
@@ -22,7 +22,7 @@ $(VENV_DATARAX)/.installed: pyproject.toml
 	touch $@
 
 demo: $(VENV)/.installed
-	$(VENV)/bin/ddsp synth --f0 440 --seconds 2 --out runs/synth/a440.wav
+	$(VENV)/bin/ddsp demo --out runs/demo
 
 test: $(VENV)/.installed
 	$(VENV)/bin/ruff check src tests

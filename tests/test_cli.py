@@ -50,3 +50,14 @@ def test_bench_synth_prints_and_writes_json(tmp_path, capsys):
         assert result[key] > 0, key
     assert result["machine"]["cpu_count"] >= 1
     assert "real_time_factor" in capsys.readouterr().out
+
+
+def test_bench_train_reports_the_roofline_fraction(tmp_path):
+    path = tmp_path / "train.json"
+    args = ["bench", "train", "--preset", "quick", "--batch-size", "1", "--repeats", "1"]
+    assert main([*args, "--json", str(path)]) == 0
+    result = json.loads(path.read_text())
+    for key in ("step_seconds", "compile_seconds", "examples_per_second", "peak_rss_bytes"):
+        assert result[key] > 0, key
+    assert 0 < result["roofline_fraction"] < 1
+    assert result["decoder_flops_per_step"] > 1e6

@@ -71,6 +71,97 @@ def _synth(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     return 0
 
 
+def _demo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from ddsp_jax.demo import run_demo
+
+    if args.steps is not None and args.steps <= 0:
+        parser.error(f"--steps must be positive, got {args.steps}.")
+    try:
+        run_demo(args.out, steps=args.steps)
+    except FileExistsError as error:
+        parser.error(str(error))
+    return 0
+
+
+def _train_config(args: argparse.Namespace) -> "TrainConfig":  # noqa: F821
+    import dataclasses
+    import json
+
+    from ddsp_jax.training import config as configs
+
+    if args.resume:
+        saved = Path(args.out) / "config.json"
+        if not saved.exists():
+            raise ValueError(f"cannot resume: {saved} does not exist.")
+        config = configs.from_dict(configs.TrainConfig, json.loads(saved.read_text()))
+        if args.steps is not None:
+            config = dataclasses.replace(config, steps=args.steps)
+        return config
+    config = configs.PRESETS[args.preset]
+    if args.config:
+        config = configs.load(args.config, base=config)
+    config = configs.override(config, args.set or [])
+    data = config.data
+    if args.data:
+        data = dataclasses.replace(data, source=args.data)
+    optimizer = config.optimizer
+    if args.lr is not None:
+        optimizer = dataclasses.replace(optimizer, learning_rate=args.lr)
+    return dataclasses.replace(
+        config,
+        data=data,
+        optimizer=optimizer,
+        steps=args.steps if args.steps is not None else config.steps,
+        batch_size=args.batch_size if args.batch_size is not None else config.batch_size,
+    )
+
+
+def _train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from ddsp_jax.training import data as datasets
+    from ddsp_jax.training.trainer import Trainer, TrainingError
+
+    try:
+        config = _train_config(args)
+        synth = config.model.synth
+        if config.data.source == "procedural":
+            n_samples = round(config.data.example_seconds * synth.sample_rate)
+            if n_samples != synth.n_samples:
+                raise ValueError(
+                    f"data.example_seconds={config.data.example_seconds} gives {n_samples} "
+                    f"samples; the model synthesises {synth.n_samples}."
+                )
+            print(f"Rendering {config.data.n_train + config.data.n_test} procedural notes...")
+            train, test = datasets.procedural_examples(
+                config.data.n_train,
+                config.data.n_test,
+                config.seed,
+                config.data.example_seconds,
+                synth.sample_rate,
+                config.frame_rate,
+                config.data.n_instruments,
+            )
+        else:
+            examples = datasets.load_npz(config.data.source, synth.n_samples, config.n_frames)
+            train, test = datasets.split(examples, config.data.test_fraction, config.seed)
+        trainer = Trainer(config, args.out)
+        trainer.start(resume=args.resume)
+        source = datasets.ExampleSource(train, config.batch_size, config.seed)
+        if args.resume:
+            step = trainer.restore(source)
+            print(f"Resuming {Path(args.out).resolve()} from step {step}.")
+        trainer.fit(source)
+        loss = trainer.evaluate(test)
+        trainer.close()
+    except (ValueError, TrainingError) as error:
+        print(f"ddsp train: error: {error}", file=sys.stderr)
+        return 1
+    print(
+        f"Trained {config.steps} steps; held-out loss {loss:.3f}. "
+        f"Run folder: {Path(args.out).resolve()} (config.json, metrics.jsonl, checkpoints/)."
+    )
+    return 0
+
+
 def _print_table(result: dict) -> None:
     width = max(len(k) for k in result)
     for name, value in result.items():
@@ -84,11 +175,14 @@ def _print_table(result: dict) -> None:
 
 
 def _bench(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from ddsp_jax.benchmarks import synth
+    from ddsp_jax.benchmarks import synth, train
 
     if args.batch_size <= 0 or args.seconds <= 0 or args.repeats <= 0:
         parser.error("--batch-size, --seconds and --repeats must be positive.")
-    result = synth.run(batch_size=args.batch_size, seconds=args.seconds, repeats=args.repeats)
+    if args.benchmark == "synth":
+        result = synth.run(batch_size=args.batch_size, seconds=args.seconds, repeats=args.repeats)
+    else:
+        result = train.run(preset=args.preset, batch_size=args.batch_size, repeats=args.repeats)
     print(f"ddsp bench {args.benchmark}:")
     _print_table(result)
     if args.json:
@@ -115,10 +209,32 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--out", default="synth.wav", help="output WAV path")
     synth.set_defaults(handler=_synth)
 
+    demo = commands.add_parser(
+        "demo", help="quick mode: train on procedural notes for about a minute, write results"
+    )
+    demo.add_argument("--out", default="runs/demo", help="output folder")
+    demo.add_argument("--steps", type=int, help="training steps (default: the quick preset's)")
+    demo.set_defaults(handler=_demo)
+
+    train = commands.add_parser("train", help="train a model, with checkpoints and resume")
+    train.add_argument("--preset", choices=["quick", "nsynth", "solo"], default="solo")
+    train.add_argument("--data", help="'procedural' or an .npz with audio, f0_hz, loudness_db")
+    train.add_argument("--out", required=True, help="run folder")
+    train.add_argument("--steps", type=int)
+    train.add_argument("--batch-size", type=int)
+    train.add_argument("--lr", type=float, help="initial learning rate")
+    train.add_argument("--config", help="TOML or JSON file of settings over the preset")
+    train.add_argument(
+        "--set", action="append", metavar="SECTION.NAME=VALUE", help="override one setting"
+    )
+    train.add_argument("--resume", action="store_true", help="continue the run in --out")
+    train.set_defaults(handler=_train)
+
     bench = commands.add_parser("bench", help="run a benchmark")
-    bench.add_argument("benchmark", choices=["synth"], help="what to measure")
+    bench.add_argument("benchmark", choices=["synth", "train"], help="what to measure")
     bench.add_argument("--batch-size", type=int, default=4)
-    bench.add_argument("--seconds", type=float, default=4.0, help="audio per example (s)")
+    bench.add_argument("--preset", choices=["quick", "nsynth", "solo"], default="nsynth")
+    bench.add_argument("--seconds", type=float, default=4.0, help="synth: audio per example (s)")
     bench.add_argument("--repeats", type=int, default=10, help="timed runs after warm-up")
     bench.add_argument("--json", help="also write the figures to this JSON file")
     bench.set_defaults(handler=_bench)

@@ -45,9 +45,10 @@ def test_sine_peak_and_log_magnitude():
     np.testing.assert_allclose(core.compute_logmag(audio, 1024), expected, rtol=1e-5)
 
 
-def test_magnitude_gradient_is_finite_on_silence():
+def test_magnitude_gradient_is_finite_on_silence_and_nan_stays_visible():
     grad = jax.grad(lambda x: core.compute_mag(x, 64).sum())(jnp.zeros((1, 256)))
     assert np.all(np.isfinite(grad))
+    assert np.isnan(core.compute_mag(jnp.zeros((1, 256)).at[0, 5].set(jnp.nan), 64)).any()
 
 
 def test_mel_filterbank_properties():

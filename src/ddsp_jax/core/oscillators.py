@@ -5,9 +5,9 @@ Phase is kept in cycles. A plain float32 cumulative sum of ``f / sample_rate`` l
 −42 dB; both errors grow with length. Here each increment is split into float32 products
 that are exact (12-bit × 12-bit mantissas), each product's fractional part is converted to a
 64-bit fixed-point number (two uint32 words), and the increments are summed with wrap-around
-integer addition, which is exact and associative, so a parallel prefix scan gives the same
-answer as a sequential one. The accumulated phase keeps ~1e-12 cycles of accuracy over
-minutes of audio; only the final conversion to float32 (~6e-8 cycles) remains.
+integer addition, which is exact, so the result does not depend on the order of the sum.
+The accumulated phase keeps ~1e-12 cycles of accuracy over minutes of audio; only the final
+conversion to float32 (~6e-8 cycles) remains.
 
 Harmonic synthesis accumulates once per frame and interpolates inside each frame in closed
 form: with frequencies linearly interpolated between frames (magenta's alignment), the
@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ddsp_jax.core.resample import ResampleMethod, resample
+from ddsp_jax.core.resample import ResampleMethod, interpolation_taps
 from ddsp_jax.core.units import safe_divide
 from ddsp_jax.core.validation import (
     check_batch_match,
@@ -103,8 +103,20 @@ def _fixed_weighted_sum(terms: list[tuple[jax.Array, np.ndarray]]) -> FixedPoint
 
 
 def _cumsum_fixed(a: FixedPoint, axis: int) -> FixedPoint:
-    """Inclusive prefix sum of fixed-point numbers along ``axis`` (exact)."""
-    return jax.lax.associative_scan(_add_fixed, a, axis=axis)
+    """Inclusive prefix sum of fixed-point numbers along ``axis`` (exact).
+
+    A sequential ``lax.scan``: integer addition is exact, so the order does not matter, and
+    the scan compiles to one small loop (an associative scan unrolls log2(n) levels).
+    """
+    moved = tuple(jnp.moveaxis(word, axis, 0) for word in a)
+
+    def step(total: FixedPoint, value: FixedPoint) -> tuple[FixedPoint, FixedPoint]:
+        total = _add_fixed(total, value)
+        return total, total
+
+    zeros = (jnp.zeros_like(moved[0][0]), jnp.zeros_like(moved[1][0]))
+    _, sums = jax.lax.scan(step, zeros, moved)
+    return tuple(jnp.moveaxis(word, 0, axis) for word in sums)
 
 
 def _straight_through(value: jax.Array, surrogate: jax.Array) -> jax.Array:
@@ -290,6 +302,23 @@ def _frame_phase_plan(n_frames: int, n_samples: int, sample_rate: float) -> _Fra
     )
 
 
+@functools.lru_cache(maxsize=64)
+def _slot_taps(
+    n_frames: int, n_samples: int, method: ResampleMethod
+) -> tuple[tuple[int, ...], np.ndarray]:
+    """``resample``'s taps laid out like ``_FramePhasePlan``: weights ``[n_taps, 1 or n_frames,
+    slots]``, zero on padding slots."""
+    offsets, frame_index, weights = interpolation_taps(n_frames, n_samples, method)
+    if n_samples % n_frames == 0:
+        hop = n_samples // n_frames
+        return offsets, weights[:, None, :hop].astype(np.float32)
+    starts = np.searchsorted(frame_index, np.arange(n_frames))
+    slot = np.arange(n_samples) - starts[frame_index]
+    laid_out = np.zeros((len(offsets), n_frames, int(slot.max()) + 1), np.float32)
+    laid_out[:, frame_index, slot] = weights
+    return offsets, laid_out
+
+
 def _slots_to_samples(x: jax.Array, plan: _FramePhasePlan) -> jax.Array:
     """``[batch, n_frames, slots, ...]`` to ``[batch, n_samples, ...]``."""
     flat = x.reshape((x.shape[0], -1, *x.shape[3:]))
@@ -394,14 +423,23 @@ def _harmonic_oscillator(
     this, after = f0[:, :, None], f0_next[:, :, None]
     within = this * plan.within_this + after * plan.within_next
     cycles = _wrap(start_cycles[:, :, None, :] + harmonic_float * within[..., None])
-    cycles = _slots_to_samples(cycles, plan)
-    frequency = _slots_to_samples(this * (1.0 - plan.t) + after * plan.t, plan)
-
-    amplitudes = resample(harmonic_amplitudes, n_samples, amp_resample_method)
-    amplitudes = remove_above_nyquist(
-        frequency[..., None] * harmonic_float, amplitudes, sample_rate
+    frequency = this * (1.0 - plan.t) + after * plan.t  # Hz, [batch, n_frames, slots]
+    sines = jnp.where(
+        frequency[..., None] * harmonic_float >= sample_rate / 2.0,
+        0.0,
+        jnp.sin(2.0 * np.pi * cycles),
     )
-    audio = jnp.sum(amplitudes * jnp.sin(2.0 * np.pi * cycles), axis=-1)
+
+    # Amplitudes interpolated from frames: each tap is a frame-wise weighted sum over the
+    # harmonics, so the [batch, n_samples, n_harmonics] amplitude envelope is never formed
+    # (this keeps the backward pass cheap: one reduction over each frame's samples per tap).
+    offsets, tap_weights = _slot_taps(n_frames, n_samples, amp_resample_method)
+    frames = np.arange(n_frames)
+    audio = jnp.zeros(frequency.shape, jnp.float32)
+    for offset, weight in zip(offsets, tap_weights, strict=True):
+        amplitudes = harmonic_amplitudes[:, np.clip(frames + offset, 0, n_frames - 1)]
+        audio = audio + weight * jnp.sum(sines * amplitudes[:, :, None, :], axis=-1)
+    audio = _slots_to_samples(audio, plan)
     final_phase = _straight_through(
         _fixed_to_cycles((ends[0][:, -1], ends[1][:, -1])), surrogate_ends[:, -1]
     )

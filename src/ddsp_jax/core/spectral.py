@@ -80,8 +80,8 @@ def compute_mag(
     """STFT magnitude ``[batch, n_frames, size // 2 + 1]`` (zero gradient at exact zeros)."""
     spectrum = stft(audio, size, overlap, pad_end)
     power = jnp.real(spectrum) ** 2 + jnp.imag(spectrum) ** 2
-    positive = power > 0.0
-    return jnp.where(positive, jnp.sqrt(jnp.where(positive, power, 1.0)), 0.0)
+    zero = power == 0.0  # NaN is not zero: bad input stays visible.
+    return jnp.where(zero, 0.0, jnp.sqrt(jnp.where(zero, 1.0, power)))
 
 
 def compute_logmag(

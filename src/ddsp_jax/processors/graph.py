@@ -35,6 +35,8 @@ class ProcessorGraphConfig:
         n_harmonics: Harmonics of the additive synth (the decoder's head size).
         n_noise_bands: Filter bands of the noise synth (the decoder's head size).
         noise_window_size: Noise filter taps.
+        noise_initial_bias: Added to raw noise magnitudes before scaling (magenta's −5 starts
+            the noise about 90 dB down; Adam then needs ~1/learning_rate steps per unit).
         reverb: ``ir`` (trainable FIR), ``exp_decay`` (trainable gain/decay) or ``none``.
         reverb_length: Reverb IR length (samples).
         amp_resample_method: How harmonic amplitudes are upsampled.
@@ -45,6 +47,7 @@ class ProcessorGraphConfig:
     n_harmonics: int = 100
     n_noise_bands: int = 65
     noise_window_size: int = 257
+    noise_initial_bias: float = -5.0
     reverb: ReverbKind = "ir"
     reverb_length: int = 48000
     amp_resample_method: ResampleMethod = "window"
@@ -66,7 +69,11 @@ class ProcessorGraphConfig:
         )
 
     def filtered_noise(self) -> FilteredNoiseConfig:
-        return FilteredNoiseConfig(n_samples=self.n_samples, window_size=self.noise_window_size)
+        return FilteredNoiseConfig(
+            n_samples=self.n_samples,
+            window_size=self.noise_window_size,
+            initial_bias=self.noise_initial_bias,
+        )
 
 
 class ProcessorGraph(nnx.Module):

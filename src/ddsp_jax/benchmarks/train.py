@@ -1,0 +1,86 @@
+"""Training-step benchmark: one jitted optimisation step at a preset's shapes."""
+
+import dataclasses
+import tempfile
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from ddsp_jax.benchmarks.common import machine, peak_rss_bytes, time_call
+from ddsp_jax.models.autoencoder import preprocess
+from ddsp_jax.training.config import PRESETS
+from ddsp_jax.training.trainer import Trainer
+
+
+def matmul_peak_flops(size: int = 2048, repeats: int = 10) -> float:
+    """FLOP/s of a jitted float32 ``size × size`` matmul (median), this process's ceiling."""
+    rng = np.random.default_rng(0)
+    a = jnp.asarray(rng.normal(size=(size, size)), jnp.float32)
+    b = jnp.asarray(rng.normal(size=(size, size)), jnp.float32)
+    matmul = jax.jit(jnp.matmul)
+    timing = time_call(lambda: matmul(a, b), repeats=repeats, warmup=2)
+    return 2.0 * size**3 / timing["median_seconds"]
+
+
+def _flops(compiled: Any) -> float:
+    analysis = compiled.cost_analysis()
+    if isinstance(analysis, list):
+        analysis = analysis[0]
+    return float(analysis.get("flops", float("nan")))
+
+
+def run(preset: str = "nsynth", batch_size: int = 4, repeats: int = 5) -> dict[str, Any]:
+    """Time the train step of ``preset`` at ``batch_size`` on random data.
+
+    Returns:
+        ``compile_seconds``, ``step_seconds`` (median), ``examples_per_second``,
+        ``peak_rss_bytes``, ``decoder_flops_per_step`` (forward + backward, from XLA's cost
+        analysis), ``matmul_peak_flops`` (measured in this run), ``roofline_fraction``
+        (decoder FLOPs per second over that peak) and ``machine``.
+    """
+    config = dataclasses.replace(PRESETS[preset], batch_size=batch_size)
+    trainer = Trainer(config, tempfile.mkdtemp(prefix="ddsp-bench-"))
+    rng = np.random.default_rng(0)
+    n_samples, n_frames = config.model.synth.n_samples, config.n_frames
+    batch = {
+        "audio": jnp.asarray(rng.normal(size=(batch_size, n_samples)) * 0.1, jnp.float32),
+        "f0_hz": jnp.asarray(rng.uniform(100, 400, (batch_size, n_frames)), jnp.float32),
+        "loudness_db": jnp.asarray(rng.uniform(-60, -10, (batch_size, n_frames)), jnp.float32),
+    }
+    state = {"params": trainer.params, "opt_state": trainer.opt_state, "step": 0}
+
+    def step() -> Any:
+        state["params"], state["opt_state"], out = trainer.train_step(
+            state["params"], trainer.rest, state["opt_state"], batch, np.int32(state["step"])
+        )
+        state["step"] += 1
+        return out
+
+    timing = time_call(step, repeats=repeats, warmup=2)
+
+    model = trainer.model()
+    graphdef, params, rest = nnx.split(model.decoder, nnx.Param, ...)
+    features = preprocess(batch["f0_hz"], batch["loudness_db"])
+
+    def decoder_loss(params: nnx.State) -> jax.Array:
+        controls = nnx.merge(graphdef, params, rest)(features)
+        return sum(jnp.sum(value) for value in controls.values())
+
+    decoder_flops = _flops(jax.jit(jax.grad(decoder_loss)).lower(params).compile())
+    peak = matmul_peak_flops()
+    return {
+        "benchmark": "train",
+        "preset": preset,
+        "batch_size": batch_size,
+        "compile_seconds": timing["first_call_seconds"],
+        "step_seconds": timing["median_seconds"],
+        "examples_per_second": batch_size / timing["median_seconds"],
+        "peak_rss_bytes": peak_rss_bytes(),
+        "decoder_flops_per_step": decoder_flops,
+        "matmul_peak_flops": peak,
+        "roofline_fraction": decoder_flops / timing["median_seconds"] / peak,
+        "machine": machine(),
+    }

@@ -1,0 +1,1 @@
+"""Data sources: procedural notes and in-memory example sets."""

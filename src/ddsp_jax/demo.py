@@ -1,0 +1,170 @@
+"""``ddsp demo``: quick mode end to end — data, training, listening and looking."""
+
+import dataclasses
+import json
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import jax.numpy as jnp
+import numpy as np
+import soundfile as sf
+
+from ddsp_jax import plots
+from ddsp_jax.core.oscillators import normalize_harmonics
+from ddsp_jax.core.units import exp_sigmoid
+from ddsp_jax.models.autoencoder import preprocess
+from ddsp_jax.processors.effects import ExpDecayReverb, Reverb
+from ddsp_jax.training.config import PRESETS, TrainConfig
+from ddsp_jax.training.data import ExampleSource, procedural_examples
+from ddsp_jax.training.trainer import Trainer
+
+SUMMARY_FILE = "summary.json"
+FIGURES = ("dataset_samples.png", "training_curve.png", "resynthesis.png", "learned_parameters.png")
+N_LISTEN = 3  # Held-out examples written as WAV and plotted.
+
+
+def _prepare(out: Path) -> None:
+    """Use ``out`` if it is empty or holds an earlier demo (replaced); refuse otherwise."""
+    if out.exists() and any(out.iterdir()):
+        if not (out / SUMMARY_FILE).exists():
+            raise FileExistsError(
+                f"{out} exists and does not hold an earlier demo; choose another --out."
+            )
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def demo_config(steps: int | None = None) -> TrainConfig:
+    """The quick preset, with ``steps`` if given."""
+    config = PRESETS["quick"]
+    if steps is not None:
+        config = dataclasses.replace(config, steps=steps)
+    # One checkpoint, at the end: the demo is short and its time is the user's.
+    config = dataclasses.replace(config, checkpoint_every=config.steps)
+    return config
+
+
+def _learned_controls(trainer: Trainer, train: dict[str, np.ndarray]) -> dict[str, Any]:
+    """The decoder's harmonic distribution and noise response at a typical pitch/loudness."""
+    model = trainer.model()
+    f0 = float(np.median(train["f0_hz"]))
+    loudness = float(np.percentile(train["loudness_db"], 80))
+    n_frames = train["f0_hz"].shape[1]
+    features = preprocess(jnp.full((1, n_frames), f0), jnp.full((1, n_frames), loudness))
+    controls = model.decoder(features)
+    synth = model.processor_graph
+    distribution = normalize_harmonics(
+        exp_sigmoid(controls["harmonic_distribution"]),
+        features["f0_hz"],
+        synth.config.sample_rate,
+    )
+    noise = exp_sigmoid(controls["noise_magnitudes"] + synth.noise.config.initial_bias)
+    impulse_response = None
+    if isinstance(synth.reverb, ExpDecayReverb):
+        impulse_response = np.asarray(synth.reverb.impulse_response())
+    elif isinstance(synth.reverb, Reverb):
+        impulse_response = np.asarray(synth.reverb.impulse_response[...])
+    if impulse_response is not None:
+        impulse_response = impulse_response.copy()
+        impulse_response[0] = 0.0  # The reverb masks its first tap.
+    return {
+        "f0_hz": f0,
+        "harmonic_distribution": np.asarray(distribution[0]).mean(axis=0),
+        "noise_magnitudes": np.asarray(noise[0]).mean(axis=0),
+        "impulse_response": impulse_response,
+    }
+
+
+def run_demo(
+    out_dir: str | Path = "runs/demo",
+    steps: int | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Train the quick model on procedural notes and write results into ``out_dir``.
+
+    Returns:
+        The summary (also written to ``summary.json``).
+    """
+    start = time.perf_counter()
+    out = Path(out_dir)
+    _prepare(out)
+    config = demo_config(steps)
+    synth = config.model.synth
+    data = config.data
+    log(
+        f"Rendering {data.n_train} training and {data.n_test} held-out procedural notes "
+        f"({data.example_seconds:g} s at {synth.sample_rate} Hz)..."
+    )
+    train, test = procedural_examples(
+        data.n_train,
+        data.n_test,
+        config.seed,
+        data.example_seconds,
+        synth.sample_rate,
+        config.frame_rate,
+        data.n_instruments,
+    )
+    trainer = Trainer(config, out / "run")
+    trainer.start(resume=False)
+    loss_untrained = trainer.evaluate(test)
+    log(f"Held-out loss of the untrained model: {loss_untrained:.3f}")
+
+    train_start = time.perf_counter()
+    metrics = trainer.fit(ExampleSource(train, config.batch_size, config.seed), progress=progress)
+    train_seconds = time.perf_counter() - train_start
+    loss_trained = trainer.evaluate(test)
+    trainer.close()
+    log(
+        f"Held-out loss after {config.steps} steps: {loss_trained:.3f} "
+        f"({100 * loss_trained / loss_untrained:.0f} % of untrained)"
+    )
+
+    resynthesised, _ = trainer.resynthesize({k: v[:N_LISTEN] for k, v in test.items()})
+    targets = test["audio"][:N_LISTEN]
+    wavs = []
+    for i in range(len(targets)):
+        for name, audio in (("target", targets[i]), ("resynthesis", resynthesised[i])):
+            path = out / f"{name}_{i}.wav"
+            sf.write(path, np.clip(audio, -1.0, 1.0), synth.sample_rate, subtype="PCM_16")
+            wavs.append(path.name)
+
+    learned = _learned_controls(trainer, train)
+    plots.dataset_samples(train["audio"], train["f0_hz"], synth.sample_rate, out / FIGURES[0])
+    plots.training_curve(
+        metrics, out / FIGURES[1], held_out={0: loss_untrained, config.steps: loss_trained}
+    )
+    plots.resynthesis(targets, resynthesised, synth.sample_rate, out / FIGURES[2])
+    plots.learned_parameters(
+        learned["impulse_response"],
+        learned["harmonic_distribution"],
+        learned["f0_hz"],
+        learned["noise_magnitudes"],
+        synth.sample_rate,
+        out / FIGURES[3],
+    )
+    summary = {
+        "loss_untrained": loss_untrained,
+        "loss_trained": loss_trained,
+        "loss_ratio": loss_trained / loss_untrained,
+        "steps": config.steps,
+        "batch_size": config.batch_size,
+        "train_seconds": train_seconds,
+        "wall_seconds": time.perf_counter() - start,
+        "examples_per_second": config.steps * config.batch_size / train_seconds,
+        "figures": list(FIGURES),
+        "wavs": wavs,
+        "run_dir": str((out / "run").resolve()),
+    }
+    (out / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
+    log(
+        f"Done in {summary['wall_seconds']:.0f} s "
+        f"({summary['examples_per_second']:.1f} training examples/s). "
+        f"Results in {out.resolve()}:"
+    )
+    for name in (*FIGURES, *wavs, SUMMARY_FILE):
+        log(f"  {out.resolve() / name}")
+    return summary

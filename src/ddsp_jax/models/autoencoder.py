@@ -1,0 +1,91 @@
+"""The DDSP autoencoder: features → decoder → processor graph → audio."""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from ddsp_jax.core.units import DB_RANGE, hz_to_midi
+from ddsp_jax.models.decoders import RnnFcDecoder, RnnFcDecoderConfig
+from ddsp_jax.processors.graph import ProcessorGraph, ProcessorGraphConfig
+
+F0_RANGE = 127.0  # MIDI
+
+
+def _frames(x: jax.Array) -> jax.Array:
+    """``[batch, n_frames]`` or ``[batch, n_frames, 1]`` → ``[batch, n_frames, 1]``."""
+    x = jnp.asarray(x, jnp.float32)
+    return x[..., None] if x.ndim == 2 else x
+
+
+def preprocess(f0_hz: jax.Array, loudness_db: jax.Array) -> dict[str, jax.Array]:
+    """magenta's ``F0LoudnessPreprocessor`` scaling of the conditioning signals.
+
+    Args:
+        f0_hz: ``[batch, n_frames]`` or ``[batch, n_frames, 1]`` (Hz).
+        loudness_db: The same shape (dB, floor −80).
+
+    Returns:
+        ``f0_hz``, ``f0_scaled = hz_to_midi(f0) / 127`` and
+        ``ld_scaled = loudness_db / 80 + 1``, each ``[batch, n_frames, 1]``.
+    """
+    f0_hz = _frames(f0_hz)
+    return {
+        "f0_hz": f0_hz,
+        "f0_scaled": hz_to_midi(f0_hz) / F0_RANGE,
+        "ld_scaled": _frames(loudness_db) / DB_RANGE + 1.0,
+    }
+
+
+@dataclasses.dataclass(frozen=True)
+class AutoencoderConfig:
+    """The model: decoder sizes and synthesis graph."""
+
+    decoder: RnnFcDecoderConfig = dataclasses.field(default_factory=RnnFcDecoderConfig)
+    synth: ProcessorGraphConfig = dataclasses.field(default_factory=ProcessorGraphConfig)
+
+    def __post_init__(self) -> None:
+        splits = dict(self.decoder.output_splits)
+        expected = {
+            "amplitudes": 1,
+            "harmonic_distribution": self.synth.n_harmonics,
+            "noise_magnitudes": self.synth.n_noise_bands,
+        }
+        if splits != expected:
+            raise ValueError(
+                f"decoder outputs {splits} do not match the synth's controls {expected}."
+            )
+
+
+class Autoencoder(nnx.Module):
+    """Maps a batch ``{f0_hz, loudness_db[, audio]}`` to ``{audio_synth, controls}``."""
+
+    def __init__(self, config: AutoencoderConfig, *, rngs: nnx.Rngs) -> None:
+        self.config = config
+        self.decoder = RnnFcDecoder(config.decoder, rngs=rngs)
+        self.processor_graph = ProcessorGraph(config.synth, rngs=rngs)
+
+    def __call__(self, batch: dict[str, jax.Array], *, key: jax.Array) -> dict[str, jax.Array]:
+        """Synthesise.
+
+        Args:
+            batch: ``f0_hz`` and ``loudness_db``, each ``[batch, n_frames]``.
+            key: PRNG key for the noise synth.
+
+        Returns:
+            ``audio_synth`` ``[batch, n_samples]``, ``controls`` (raw decoder outputs and
+            ``f0_hz``) and the graph's signals ``harmonic``, ``noise``.
+        """
+        for name in ("f0_hz", "loudness_db"):
+            if name not in batch:
+                raise ValueError(f"the batch needs {name!r}; it has {sorted(batch)}.")
+        features = preprocess(batch["f0_hz"], batch["loudness_db"])
+        controls = {**self.decoder(features), "f0_hz": features["f0_hz"]}
+        signals = self.processor_graph(controls, key=key)
+        return {
+            "audio_synth": signals["audio"],
+            "controls": controls,
+            "harmonic": signals["harmonic"],
+            "noise": signals["noise"],
+        }

@@ -1,0 +1,117 @@
+"""Figures people look at: data, training curve, resynthesis, learned parameters."""
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+
+
+def _specgram(ax: Any, audio: np.ndarray, sample_rate: int) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # log10(0) in silent frames.
+        ax.specgram(
+            audio, Fs=sample_rate, NFFT=512, noverlap=384, cmap="magma", vmin=-120, vmax=-20
+        )
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("frequency (Hz)")
+
+
+def _save(fig: Any, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=100, facecolor="white")
+    plt.close(fig)
+    return path
+
+
+def dataset_samples(
+    audio: np.ndarray, f0_hz: np.ndarray, sample_rate: int, path: Path, n: int = 3
+) -> Path:
+    """Waveforms (first 50 ms) and spectrograms of the first ``n`` examples."""
+    n = min(n, len(audio))
+    fig, axes = plt.subplots(2, n, figsize=(5 * n, 6), squeeze=False)
+    show = int(0.05 * sample_rate)
+    for i in range(n):
+        time = np.arange(show) / sample_rate
+        axes[0, i].plot(time, audio[i, :show], lw=0.8)
+        axes[0, i].set_title(f"example {i}: f0 ≈ {np.median(f0_hz[i]):.0f} Hz")
+        axes[0, i].set_xlabel("time (s)")
+        _specgram(axes[1, i], audio[i], sample_rate)
+    fig.suptitle("Training data")
+    return _save(fig, path)
+
+
+def training_curve(
+    metrics: list[dict[str, Any]], path: Path, held_out: dict[int, float] | None = None
+) -> Path:
+    """Training loss per step (and its running mean), with held-out losses as points."""
+    steps = np.array([m["step"] for m in metrics if not m.get("nonfinite")])
+    loss = np.array([m["loss"] for m in metrics if not m.get("nonfinite")])
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    ax.plot(steps, loss, lw=0.6, alpha=0.5, label="training loss (per step)")
+    if len(loss) >= 10:
+        window = max(len(loss) // 20, 5)
+        smooth = np.convolve(loss, np.ones(window) / window, mode="valid")
+        ax.plot(steps[window - 1 :], smooth, lw=2, label=f"running mean ({window} steps)")
+    if held_out:
+        ax.plot(list(held_out), list(held_out.values()), "o", ms=8, label="held-out loss")
+    ax.set_xlabel("step")
+    ax.set_ylabel("multi-scale spectral loss")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return _save(fig, path)
+
+
+def resynthesis(
+    targets: np.ndarray, resynthesised: np.ndarray, sample_rate: int, path: Path
+) -> Path:
+    """Target and resynthesis of each example: waveform overlay and both spectrograms."""
+    n = len(targets)
+    fig, axes = plt.subplots(n, 3, figsize=(15, 3.2 * n), squeeze=False)
+    show = int(0.03 * sample_rate)
+    for i in range(n):
+        time = np.arange(show) / sample_rate
+        axes[i, 0].plot(time, targets[i, :show], lw=1, label="target")
+        axes[i, 0].plot(time, resynthesised[i, :show], lw=1, alpha=0.8, label="resynthesis")
+        axes[i, 0].legend(loc="upper right")
+        axes[i, 0].set_xlabel("time (s)")
+        _specgram(axes[i, 1], targets[i], sample_rate)
+        axes[i, 1].set_title("target")
+        _specgram(axes[i, 2], resynthesised[i], sample_rate)
+        axes[i, 2].set_title("resynthesis")
+    return _save(fig, path)
+
+
+def learned_parameters(
+    impulse_response: np.ndarray | None,
+    harmonic_distribution: np.ndarray,
+    f0_hz: float,
+    noise_magnitudes: np.ndarray,
+    sample_rate: int,
+    path: Path,
+) -> Path:
+    """Reverb IR, the harmonic distribution at one pitch, and the noise filter response."""
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.2))
+    if impulse_response is None:
+        axes[0].text(0.5, 0.5, "no reverb", ha="center", va="center")
+    else:
+        time = np.arange(len(impulse_response)) / sample_rate
+        axes[0].plot(time, impulse_response, lw=0.5)
+        axes[0].set_xlabel("time (s)")
+    axes[0].set_title("reverb impulse response")
+    harmonics = np.arange(1, len(harmonic_distribution) + 1)
+    axes[1].bar(harmonics, harmonic_distribution)
+    axes[1].set_xlabel("harmonic")
+    axes[1].set_title(f"harmonic distribution at f0 = {f0_hz:.0f} Hz")
+    bands = np.linspace(0.0, sample_rate / 2.0, len(noise_magnitudes))
+    axes[2].plot(bands, 20 * np.log10(np.maximum(noise_magnitudes, 1e-9)))
+    axes[2].set_xlabel("frequency (Hz)")
+    axes[2].set_ylabel("gain (dB)")
+    axes[2].set_title("noise filter response (time average)")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    return _save(fig, path)

@@ -1,0 +1,6 @@
+"""Training: configuration, data sources, the train loop and checkpoints."""
+
+from ddsp_jax.training.config import PRESETS, TrainConfig
+from ddsp_jax.training.trainer import Trainer, TrainingError, read_metrics
+
+__all__ = ["PRESETS", "TrainConfig", "Trainer", "TrainingError", "read_metrics"]

@@ -1,0 +1,129 @@
+"""Examples for training: procedural notes or an ``.npz``, served by a checkpointable source."""
+
+from pathlib import Path
+
+import numpy as np
+
+from ddsp_jax.data.procedural import render_notes
+
+REQUIRED_KEYS = ("audio", "f0_hz", "loudness_db")
+Examples = dict[str, np.ndarray]
+
+
+class ExampleSource:
+    """Shuffled batches from host (NumPy) arrays, reshuffled every epoch.
+
+    The order depends only on ``seed`` and the epoch, and the position is two integers, so a
+    restored source continues exactly where a checkpoint left it. Arrays stay on the host;
+    only batches go to the device.
+    """
+
+    def __init__(self, examples: Examples, batch_size: int, seed: int) -> None:
+        self.examples = examples
+        self.batch_size = batch_size
+        self.seed = seed
+        self.size = len(next(iter(examples.values())))
+        self.epoch = 0
+        self.position = 0
+
+    def _order(self, epoch: int) -> np.ndarray:
+        return np.random.default_rng([self.seed, epoch]).permutation(self.size)
+
+    def state(self) -> dict[str, int]:
+        """The position, for a checkpoint."""
+        return {"epoch": self.epoch, "position": self.position}
+
+    def restore(self, state: dict[str, int]) -> None:
+        """Continue from a position saved by ``state``."""
+        self.epoch, self.position = int(state["epoch"]), int(state["position"])
+
+    def next_batch(self) -> Examples:
+        """The next ``batch_size`` examples (crossing into the next epoch when needed)."""
+        indices = []
+        while len(indices) < self.batch_size:
+            order = self._order(self.epoch)
+            take = order[self.position : self.position + self.batch_size - len(indices)]
+            indices.extend(take.tolist())
+            self.position += len(take)
+            if self.position >= self.size:
+                self.epoch, self.position = self.epoch + 1, 0
+        return {name: array[indices] for name, array in self.examples.items()}
+
+
+def validate_examples(examples: Examples, n_samples: int, n_frames: int, origin: str) -> Examples:
+    """Check keys, shapes and values; return float32 copies of the required arrays.
+
+    Raises:
+        ValueError: Naming ``origin`` and the problem.
+    """
+    missing = [key for key in REQUIRED_KEYS if key not in examples]
+    if missing:
+        raise ValueError(f"{origin}: missing arrays {missing} (has {sorted(examples)}).")
+    out = {key: np.asarray(examples[key], np.float32) for key in REQUIRED_KEYS}
+    n_examples = len(out["audio"])
+    expected = {
+        "audio": (n_examples, n_samples),
+        "f0_hz": (n_examples, n_frames),
+        "loudness_db": (n_examples, n_frames),
+    }
+    for key, shape in expected.items():
+        if out[key].shape != shape:
+            raise ValueError(
+                f"{origin}: {key} has shape {out[key].shape}, expected {shape} "
+                f"([examples, {'samples' if key == 'audio' else 'frames'}])."
+            )
+        if not np.all(np.isfinite(out[key])):
+            bad = int(np.sum(~np.all(np.isfinite(out[key]), axis=1)))
+            raise ValueError(f"{origin}: {key} has NaN or infinite values in {bad} examples.")
+    if n_examples == 0:
+        raise ValueError(f"{origin}: no examples.")
+    return out
+
+
+def load_npz(path: str | Path, n_samples: int, n_frames: int) -> Examples:
+    """Examples from an ``.npz`` with ``audio``, ``f0_hz``, ``loudness_db`` arrays."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            examples = {key: data[key] for key in data.files}
+    except (OSError, ValueError) as error:
+        raise ValueError(f"{path}: cannot read as .npz ({error}).") from error
+    return validate_examples(examples, n_samples, n_frames, str(path))
+
+
+def split(examples: Examples, test_fraction: float, seed: int) -> tuple[Examples, Examples]:
+    """Split examples into training and held-out sets (at least one of each)."""
+    n = len(examples["audio"])
+    if n < 2:
+        raise ValueError(f"need at least 2 examples to hold one out, got {n}.")
+    order = np.random.default_rng(seed).permutation(n)
+    n_test = min(max(1, round(n * test_fraction)), n - 1)
+    test, train = order[:n_test], order[n_test:]
+    return (
+        {k: v[train] for k, v in examples.items()},
+        {k: v[test] for k, v in examples.items()},
+    )
+
+
+def procedural_examples(
+    n_train: int,
+    n_test: int,
+    seed: int,
+    seconds: float,
+    sample_rate: int,
+    frame_rate: int,
+    n_instruments: int,
+) -> tuple[Examples, Examples]:
+    """Training and held-out procedural notes of the same instruments (rendered at once)."""
+    notes = render_notes(
+        n_train + n_test,
+        seed,
+        instrument_seed=seed,
+        n_instruments=n_instruments,
+        sample_rate=sample_rate,
+        seconds=seconds,
+        frame_rate=frame_rate,
+    )
+    train = {key: notes[key][:n_train] for key in REQUIRED_KEYS}
+    test = {key: notes[key][n_train:] for key in REQUIRED_KEYS}
+    return train, test

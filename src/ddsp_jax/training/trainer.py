@@ -1,0 +1,305 @@
+"""The training loop: one jitted step, checkpoints, exact resume, metrics and progress."""
+
+import functools
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+
+from ddsp_jax.losses import multi_scale_spectral_loss
+from ddsp_jax.models.autoencoder import Autoencoder
+from ddsp_jax.training.checkpoints import Checkpoints
+from ddsp_jax.training.config import LossConfig, OptimizerConfig, TrainConfig, to_dict
+from ddsp_jax.training.data import Examples, ExampleSource
+
+CONFIG_FILE = "config.json"
+METRICS_FILE = "metrics.jsonl"
+CHECKPOINT_DIR = "checkpoints"
+
+
+class TrainingError(RuntimeError):
+    """A run that cannot go on (e.g. too many non-finite steps in a row)."""
+
+
+def make_optimizer(config: OptimizerConfig) -> tuple[optax.GradientTransformation, optax.Schedule]:
+    """Global-norm clipping then Adam with an exponentially decaying learning rate."""
+    schedule = optax.exponential_decay(
+        config.learning_rate, transition_steps=config.decay_steps, decay_rate=config.decay_rate
+    )
+    transform = optax.chain(optax.clip_by_global_norm(config.grad_clip_norm), optax.adam(schedule))
+    return transform, schedule
+
+
+def spectral_loss(config: LossConfig, target: jax.Array, audio: jax.Array) -> jax.Array:
+    return multi_scale_spectral_loss(
+        target,
+        audio,
+        fft_sizes=config.fft_sizes,
+        mag_weight=config.mag_weight,
+        logmag_weight=config.logmag_weight,
+    )
+
+
+def step_key(seed: int, step: jax.Array) -> jax.Array:
+    """The noise key of a step: a function of (seed, step) only, so resumes repeat it."""
+    return jax.random.fold_in(jax.random.key(seed), step)
+
+
+def _train_step(
+    graphdef: nnx.GraphDef,
+    transform: optax.GradientTransformation,
+    loss_config: LossConfig,
+    seed: int,
+    params: nnx.State,
+    rest: nnx.State,
+    opt_state: optax.OptState,
+    batch: dict[str, jax.Array],
+    step: jax.Array,
+) -> tuple[nnx.State, optax.OptState, dict[str, jax.Array]]:
+    """One optimisation step; a non-finite loss or gradient leaves the state unchanged."""
+
+    def loss_fn(params: nnx.State) -> jax.Array:
+        model = nnx.merge(graphdef, params, rest)
+        audio = model(batch, key=step_key(seed, step))["audio_synth"]
+        return spectral_loss(loss_config, batch["audio"], audio)
+
+    loss, grads = jax.value_and_grad(loss_fn)(params)
+    grad_norm = optax.tree.norm(grads)
+    finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+    updates, new_opt_state = transform.update(grads, opt_state, params)
+    new_params = optax.apply_updates(params, updates)
+
+    def keep_if_finite(new: Any, old: Any) -> Any:
+        return jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, old)
+
+    return (
+        keep_if_finite(new_params, params),
+        keep_if_finite(new_opt_state, opt_state),
+        {"loss": loss, "grad_norm": grad_norm, "finite": finite},
+    )
+
+
+def _evaluate(
+    graphdef: nnx.GraphDef,
+    loss_config: LossConfig,
+    params: nnx.State,
+    rest: nnx.State,
+    batch: dict[str, jax.Array],
+) -> tuple[jax.Array, jax.Array]:
+    """Resynthesis ``[batch, n_samples]`` and spectral loss of every example ``[batch]``
+    (fixed noise key)."""
+    model = nnx.merge(graphdef, params, rest)
+    audio = model(batch, key=jax.random.key(0))["audio_synth"]
+    losses = jax.vmap(lambda t, a: spectral_loss(loss_config, t[None], a[None]))(
+        batch["audio"], audio
+    )
+    return audio, losses
+
+
+class Trainer:
+    """Owns the model, optimizer state, data position and run folder of one training run."""
+
+    def __init__(self, config: TrainConfig, run_dir: str | Path) -> None:
+        self.config = config
+        self.run_dir = Path(run_dir)
+        model = Autoencoder(config.model, rngs=nnx.Rngs(config.seed))
+        self.graphdef, self.params, self.rest = nnx.split(model, nnx.Param, ...)
+        self.transform, self.schedule = make_optimizer(config.optimizer)
+        self.opt_state = self.transform.init(self.params)
+        self.step = 0
+        self.train_step = jax.jit(
+            functools.partial(_train_step, self.graphdef, self.transform, config.loss, config.seed),
+            donate_argnums=(0, 2),
+        )
+        self.evaluate_batch = jax.jit(functools.partial(_evaluate, self.graphdef, config.loss))
+        self._checkpoints: Checkpoints | None = None
+
+    # ------------------------------------------------------------------ run folder
+    @property
+    def checkpoints(self) -> Checkpoints:
+        if self._checkpoints is None:
+            self._checkpoints = Checkpoints(
+                self.run_dir / CHECKPOINT_DIR, self.config.keep_checkpoints
+            )
+        return self._checkpoints
+
+    def start(self, resume: bool) -> None:
+        """Prepare the run folder: a new run needs an empty or missing one."""
+        config_path = self.run_dir / CONFIG_FILE
+        if resume:
+            if not config_path.exists():
+                raise TrainingError(f"cannot resume: {config_path} does not exist.")
+            saved = json.loads(config_path.read_text())
+            current = to_dict(self.config)
+            changed = sorted(k for k in current if k != "steps" and saved.get(k) != current[k])
+            if changed:
+                raise TrainingError(
+                    f"cannot resume {self.run_dir}: settings {changed} differ from its "
+                    f"{CONFIG_FILE} (only steps may change)."
+                )
+            config_path.write_text(json.dumps(current, indent=2) + "\n")
+            return
+        if self.run_dir.exists() and any(self.run_dir.iterdir()):
+            raise TrainingError(
+                f"{self.run_dir} exists and is not empty: pass --resume to continue that run, "
+                "or choose another --out."
+            )
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        config_path.write_text(json.dumps(to_dict(self.config), indent=2) + "\n")
+
+    def model(self) -> Autoencoder:
+        """The current model (a fresh module sharing nothing with the training state)."""
+        return nnx.merge(self.graphdef, self.params, self.rest)
+
+    def save(self, source: ExampleSource) -> None:
+        state = {"params": self.params, "rest": self.rest, "opt_state": self.opt_state}
+        meta = {"step": self.step, "data": source.state(), "seed": self.config.seed}
+        self.checkpoints.save(self.step, state, meta)
+
+    def restore(self, source: ExampleSource | None = None, step: int | None = None) -> int:
+        """Load the latest (or given) checkpoint; returns its step."""
+        step = self.checkpoints.latest_step() if step is None else step
+        if step is None:
+            raise TrainingError(f"no checkpoint in {self.run_dir / CHECKPOINT_DIR}.")
+        like = {"params": self.params, "rest": self.rest, "opt_state": self.opt_state}
+        state, meta = self.checkpoints.restore(step, like)
+        self.params, self.rest, self.opt_state = state["params"], state["rest"], state["opt_state"]
+        self.step = int(meta["step"])
+        if source is not None:
+            source.restore(meta["data"])
+        return self.step
+
+    # ------------------------------------------------------------------ training
+    def learning_rate(self) -> float:
+        """The learning rate of the next step (``schedule`` computed on the host)."""
+        optimizer = self.config.optimizer
+        return optimizer.learning_rate * optimizer.decay_rate ** (self.step / optimizer.decay_steps)
+
+    def fit(
+        self,
+        source: ExampleSource,
+        until_step: int | None = None,
+        progress: bool = True,
+        on_metrics: Callable[[dict[str, Any]], None] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Train until ``until_step`` (default: ``config.steps``), checkpointing on the way.
+
+        Returns:
+            The metrics of every step taken (also appended to ``metrics.jsonl``).
+
+        Raises:
+            TrainingError: After ``max_nonfinite_steps`` non-finite steps in a row; the last
+                good checkpoint stays intact.
+        """
+        until_step = self.config.steps if until_step is None else until_step
+        metrics_path = self.run_dir / METRICS_FILE
+        _truncate_metrics(metrics_path, self.step)
+        history: list[dict[str, Any]] = []
+        bar = _progress(self.step, until_step) if progress else None
+        nonfinite_in_a_row = 0
+        last_time = time.perf_counter()
+        with metrics_path.open("a") as log:
+            while self.step < until_step:
+                batch = {k: jnp.asarray(v) for k, v in source.next_batch().items()}
+                learning_rate = self.learning_rate()
+                self.params, self.opt_state, out = self.train_step(
+                    self.params, self.rest, self.opt_state, batch, np.int32(self.step)
+                )
+                out = jax.device_get(out)
+                loss, grad_norm, finite = (float(out[k]) for k in ("loss", "grad_norm", "finite"))
+                now = time.perf_counter()
+                record = {
+                    "step": self.step + 1,
+                    "loss": loss,
+                    "learning_rate": learning_rate,
+                    "grad_norm": grad_norm,
+                    "steps_per_second": 1.0 / max(now - last_time, 1e-9),
+                }
+                last_time = now
+                if not finite:
+                    record["nonfinite"] = True
+                    nonfinite_in_a_row += 1
+                else:
+                    nonfinite_in_a_row = 0
+                    self.step += 1
+                log.write(json.dumps(record) + "\n")
+                log.flush()
+                history.append(record)
+                if on_metrics is not None:
+                    on_metrics(record)
+                if bar is not None:
+                    bar.update(1 if finite else 0)
+                    bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
+                if nonfinite_in_a_row >= self.config.max_nonfinite_steps:
+                    last = self.checkpoints.latest_step()
+                    raise TrainingError(
+                        f"{nonfinite_in_a_row} non-finite steps in a row at step {self.step}: "
+                        "stopping. Check the data for NaN/inf or lower the learning rate. "
+                        f"Last good checkpoint: step {last} in {self.run_dir / CHECKPOINT_DIR}."
+                    )
+                if finite and (
+                    self.step % self.config.checkpoint_every == 0 or self.step == until_step
+                ):
+                    self.save(source)
+        if bar is not None:
+            bar.close()
+        return history
+
+    def resynthesize(self, examples: Examples) -> tuple[np.ndarray, np.ndarray]:
+        """Resynthesis ``[n, n_samples]`` and spectral loss ``[n]`` of every example.
+
+        Runs in batches of ``batch_size`` (the last one padded by wrapping around), so it
+        reuses one compiled function whatever the number of examples.
+        """
+        n = len(examples["audio"])
+        size = self.config.batch_size
+        audio, losses = [], []
+        for start in range(0, n, size):
+            index = np.arange(start, start + size) % n
+            batch = {k: jnp.asarray(v[index]) for k, v in examples.items()}
+            batch_audio, batch_losses = self.evaluate_batch(self.params, self.rest, batch)
+            keep = min(size, n - start)
+            audio.append(np.asarray(batch_audio)[:keep])
+            losses.append(np.asarray(batch_losses)[:keep])
+        return np.concatenate(audio), np.concatenate(losses)
+
+    def evaluate(self, examples: Examples) -> float:
+        """Mean spectral loss over ``examples`` (fixed noise key)."""
+        return float(np.mean(self.resynthesize(examples)[1]))
+
+    def close(self) -> None:
+        if self._checkpoints is not None:
+            self._checkpoints.close()
+
+
+def _truncate_metrics(path: Path, step: int) -> None:
+    """Drop metrics logged after ``step`` (a killed run may have logged past its checkpoint)."""
+    if not path.exists():
+        return
+    kept = [
+        line
+        for line in path.read_text().splitlines()
+        if line.strip() and json.loads(line)["step"] <= step
+    ]
+    path.write_text("".join(line + "\n" for line in kept))
+
+
+def _progress(start: int, total: int) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(
+        total=total, initial=start, unit="step", dynamic_ncols=True, desc="train", mininterval=1.0
+    )
+
+
+def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
+    """The metrics of a run folder, one dict per logged step."""
+    path = Path(run_dir) / METRICS_FILE
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

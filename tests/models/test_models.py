@@ -1,0 +1,98 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from ddsp_jax.losses import multi_scale_spectral_loss
+from ddsp_jax.models import Autoencoder, AutoencoderConfig, Gru, RnnFcDecoder, preprocess
+from ddsp_jax.training import PRESETS
+from tiny import tiny_config
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_decoder_output_shapes_for_every_preset(preset):
+    config = PRESETS[preset].model
+    decoder = RnnFcDecoder(config.decoder, rngs=nnx.Rngs(0))
+    features = preprocess(jnp.full((2, 7), 220.0), jnp.full((2, 7), -30.0))
+    controls = decoder(features)
+    assert controls["amplitudes"].shape == (2, 7, 1)
+    assert controls["harmonic_distribution"].shape == (2, 7, config.synth.n_harmonics)
+    assert controls["noise_magnitudes"].shape == (2, 7, config.synth.n_noise_bands)
+
+
+def test_paper_decoder_has_magentas_size():
+    decoder = RnnFcDecoder(PRESETS["nsynth"].model.decoder, rngs=nnx.Rngs(0))
+    n_params = sum(p.size for p in jax.tree.leaves(nnx.state(decoder, nnx.Param)))
+    assert 4.7e6 < n_params < 4.9e6  # magenta/ddsp's RnnFcDecoder(512, 512, 3): ~4.8 M.
+
+
+def test_gru_matches_the_keras_equations():
+    rng = np.random.default_rng(0)
+    gru = Gru(3, 4, rngs=nnx.Rngs(1))
+    x = rng.normal(size=(2, 5, 3)).astype(np.float32)
+    outputs, final = gru(jnp.asarray(x))
+    w_x, b_x = (
+        np.asarray(gru.input_projection.kernel[...]),
+        np.asarray(gru.input_projection.bias[...]),
+    )
+    w_h = np.asarray(gru.recurrent_projection.kernel[...])
+    b_h = np.asarray(gru.recurrent_projection.bias[...])
+    sigmoid = lambda v: 1 / (1 + np.exp(-v))  # noqa: E731
+    h = np.zeros((2, 4))
+    for t in range(5):
+        xz, xr, xn = np.split(x[:, t] @ w_x + b_x, 3, axis=-1)
+        hz, hr, hn = np.split(h @ w_h + b_h, 3, axis=-1)
+        z, r = sigmoid(xz + hz), sigmoid(xr + hr)
+        n = np.tanh(xn + r * hn)
+        h = z * h + (1 - z) * n
+        np.testing.assert_allclose(outputs[:, t], h, atol=1e-5)
+    np.testing.assert_allclose(final, h, atol=1e-5)
+
+
+def test_decoder_carries_rnn_state_across_chunks():
+    decoder = RnnFcDecoder(tiny_config().model.decoder, rngs=nnx.Rngs(0))
+    features = preprocess(jnp.linspace(100, 400, 20)[None], jnp.linspace(-60, -10, 20)[None])
+    whole, _ = decoder.decode(features)
+    first, state = decoder.decode({k: v[:, :8] for k, v in features.items()})
+    second, _ = decoder.decode({k: v[:, 8:] for k, v in features.items()}, state)
+    for name in whole:
+        np.testing.assert_allclose(
+            jnp.concatenate([first[name], second[name]], axis=1), whole[name], atol=1e-5
+        )
+
+
+def test_preprocess_scaling():
+    features = preprocess(jnp.array([[440.0, 0.0]]), jnp.array([[-80.0, 0.0]]))
+    np.testing.assert_allclose(features["f0_scaled"][0, :, 0], [69 / 127, 0.0], rtol=1e-6)
+    np.testing.assert_allclose(features["ld_scaled"][0, :, 0], [0.0, 1.0])
+
+
+def test_gradients_reach_every_parameter():
+    config = tiny_config()
+    model = Autoencoder(config.model, rngs=nnx.Rngs(0))
+    rng = np.random.default_rng(0)
+    n_frames, n_samples = config.n_frames, config.model.synth.n_samples
+    batch = {
+        "audio": jnp.asarray(rng.normal(size=(2, n_samples)) * 0.1, jnp.float32),
+        "f0_hz": jnp.full((2, n_frames), 330.0),
+        "loudness_db": jnp.asarray(rng.uniform(-50, -10, (2, n_frames)), jnp.float32),
+    }
+
+    def loss_fn(model):
+        audio = model(batch, key=jax.random.key(0))["audio_synth"]
+        return multi_scale_spectral_loss(batch["audio"], audio, fft_sizes=(256, 64))
+
+    grads = nnx.grad(loss_fn)(model)
+    for path, leaf in jax.tree_util.tree_leaves_with_path(nnx.state(grads, nnx.Param)):
+        assert np.all(np.isfinite(leaf)), path
+        assert np.abs(leaf).max() > 0, path
+
+
+def test_autoencoder_bad_input():
+    config = tiny_config().model
+    with pytest.raises(ValueError, match="do not match"):
+        AutoencoderConfig(decoder=PRESETS["nsynth"].model.decoder, synth=config.synth)
+    model = Autoencoder(config, rngs=nnx.Rngs(0))
+    with pytest.raises(ValueError, match="loudness_db"):
+        model({"f0_hz": jnp.ones((1, 10))}, key=jax.random.key(0))

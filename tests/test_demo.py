@@ -1,0 +1,70 @@
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+from PIL import Image
+
+from ddsp_jax.cli import main
+from ddsp_jax.demo import FIGURES, SUMMARY_FILE, demo_config
+
+
+def test_demo_with_a_tiny_budget_writes_every_promised_file(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--steps", "5"]) == 0
+    printed = capsys.readouterr().out
+    summary = json.loads((out / SUMMARY_FILE).read_text())
+    for key in ("loss_untrained", "loss_trained", "steps", "wall_seconds", "examples_per_second"):
+        assert key in summary and np.isfinite(summary[key]), key
+    assert summary["steps"] == 5
+    for name in FIGURES:
+        with Image.open(out / name) as image:
+            image.verify()
+        assert str(out.resolve() / name) in printed
+    synth = demo_config().model.synth
+    assert len(summary["wavs"]) == 6
+    for name in summary["wavs"]:
+        info = sf.info(out / name)
+        assert (info.samplerate, info.frames) == (synth.sample_rate, synth.n_samples), name
+    assert (out / "run" / "checkpoints" / "5").is_dir()
+    # A second demo replaces the first; a folder that is not a demo is left alone.
+    assert main(["demo", "--out", str(out), "--steps", "2"]) == 0
+    assert json.loads((out / SUMMARY_FILE).read_text())["steps"] == 2
+    other = tmp_path / "mine"
+    other.mkdir()
+    (other / "notes.txt").write_text("x")
+    with pytest.raises(SystemExit):
+        main(["demo", "--out", str(other), "--steps", "2"])
+    assert (other / "notes.txt").exists()
+
+
+def test_train_command_trains_resumes_and_reports_bad_data(tmp_path, capsys):
+    from ddsp_jax.data.procedural import render_notes
+
+    notes = render_notes(6, 0, seconds=0.1, n_harmonics=8, room=False)
+    data = tmp_path / "notes.npz"
+    np.savez(data, **{k: notes[k] for k in ("audio", "f0_hz", "loudness_db")})
+    settings = tmp_path / "tiny.toml"
+    settings.write_text(
+        "checkpoint_every = 2\n[loss]\nfft_sizes = [256, 64]\n"
+        "[model.decoder]\nch = 16\nrnn_channels = 16\nlayers_per_stack = 1\n"
+        'output_splits = [["amplitudes", 1], ["harmonic_distribution", 8], '
+        '["noise_magnitudes", 65]]\n'
+        "[model.synth]\nn_samples = 1600\nn_harmonics = 8\nreverb_length = 200\n"
+    )
+    run = tmp_path / "run"
+    args = ["train", "--preset", "quick", "--config", str(settings), "--data", str(data)]
+    assert main([*args, "--out", str(run), "--steps", "2", "--batch-size", "2"]) == 0
+    assert "held-out loss" in capsys.readouterr().out
+    assert main(["train", "--out", str(run), "--steps", "4", "--resume"]) == 0
+    assert "Resuming" in capsys.readouterr().out
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["step"] for line in lines] == [1, 2, 3, 4]
+    assert main([*args, "--out", str(run), "--steps", "2"]) == 1  # Exists, no --resume.
+    assert "--resume" in capsys.readouterr().err
+    bad = dict(np.load(data))
+    bad["loudness_db"][2, 1] = np.nan
+    np.savez(tmp_path / "bad.npz", **bad)
+    args[-1] = str(tmp_path / "bad.npz")
+    assert main([*args, "--out", str(tmp_path / "run2"), "--steps", "2"]) == 1
+    assert "bad.npz: loudness_db has NaN" in capsys.readouterr().err

@@ -1,0 +1,190 @@
+import dataclasses
+import json
+
+import jax
+import numpy as np
+import optax
+import pytest
+
+from ddsp_jax.data.procedural import render_notes
+from ddsp_jax.training import PRESETS, Trainer, TrainingError, read_metrics
+from ddsp_jax.training.config import load, override, to_dict
+from ddsp_jax.training.data import ExampleSource, load_npz, split
+from tiny import tiny_config
+
+
+def notes(n: int, seed: int = 0, seconds: float = 0.1) -> dict[str, np.ndarray]:
+    data = render_notes(n, seed, seconds=seconds, n_harmonics=8, room=False)
+    return {k: data[k] for k in ("audio", "f0_hz", "loudness_db")}
+
+
+def params_of(trainer: Trainer) -> list[np.ndarray]:
+    return [np.asarray(leaf) for leaf in jax.tree.leaves(trainer.params)]
+
+
+def test_tiny_model_overfits_one_note(tmp_path):
+    config = tiny_config(steps=40, batch_size=1, checkpoint_every=40)
+    config = dataclasses.replace(
+        config, optimizer=dataclasses.replace(config.optimizer, learning_rate=1e-2)
+    )
+    trainer = Trainer(config, tmp_path / "run")
+    trainer.start(resume=False)
+    note = notes(1)
+    history = trainer.fit(ExampleSource(note, 1, 0), progress=False)
+    first, last = history[0]["loss"], np.mean([h["loss"] for h in history[-5:]])
+    assert last < 0.5 * first, (first, last)
+
+
+def test_exact_resume_and_checkpoint_round_trip(tmp_path):
+    config = tiny_config(steps=8, checkpoint_every=4)
+    examples = notes(6)
+
+    straight = Trainer(config, tmp_path / "straight")
+    straight.start(resume=False)
+    losses_straight = [
+        h["loss"] for h in straight.fit(ExampleSource(examples, 2, 0), progress=False)
+    ]
+
+    interrupted = Trainer(config, tmp_path / "resumed")
+    interrupted.start(resume=False)
+    source = ExampleSource(examples, 2, 0)
+    first_half = interrupted.fit(source, until_step=4, progress=False)
+    saved_params = params_of(interrupted)
+    interrupted.close()
+    del interrupted  # The process "dies" after its step-4 checkpoint.
+
+    resumed = Trainer(config, tmp_path / "resumed")
+    resumed.start(resume=True)
+    fresh_source = ExampleSource(examples, 2, 0)
+    assert resumed.restore(fresh_source) == 4
+    for restored, saved in zip(params_of(resumed), saved_params, strict=True):
+        np.testing.assert_array_equal(restored, saved)  # Checkpoint round trip.
+    assert fresh_source.state() == source.state()
+    second_half = resumed.fit(fresh_source, progress=False)
+    losses_resumed = [h["loss"] for h in first_half + second_half]
+    # Same compiled step, same inputs (data order and noise keys depend on seed and step):
+    # the losses match bit for bit.
+    assert losses_resumed == losses_straight
+    for a, b in zip(params_of(resumed), params_of(straight), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert [m["step"] for m in read_metrics(tmp_path / "resumed")] == list(range(1, 9))
+    assert resumed.checkpoints.all_steps() == [4, 8]
+
+
+def test_no_recompilation_after_the_first_step(tmp_path):
+    trainer = Trainer(tiny_config(steps=4, checkpoint_every=100), tmp_path)
+    trainer.start(resume=False)
+    trainer.fit(ExampleSource(notes(4), 2, 0), progress=False)
+    assert trainer.train_step._cache_size() == 1
+
+
+def test_nonfinite_step_is_skipped_then_the_run_stops(tmp_path):
+    config = tiny_config(steps=6, checkpoint_every=2, max_nonfinite_steps=3)
+    trainer = Trainer(config, tmp_path)
+    trainer.start(resume=False)
+    good = notes(2)
+    trainer.fit(ExampleSource(good, 2, 0), until_step=2, progress=False)
+    before = params_of(trainer)
+    bad = {k: v.copy() for k, v in good.items()}
+    bad["audio"][0, 10] = np.nan
+    with pytest.raises(TrainingError, match=r"3 non-finite steps.*Last good checkpoint: step 2"):
+        trainer.fit(ExampleSource(bad, 2, 0), progress=False)
+    for a, b in zip(params_of(trainer), before, strict=True):
+        np.testing.assert_array_equal(a, b)  # Skipped steps change nothing.
+    assert trainer.step == 2
+    logged = read_metrics(tmp_path)
+    assert [m.get("nonfinite", False) for m in logged] == [False, False, True, True, True]
+    assert trainer.checkpoints.latest_step() == 2
+
+
+def test_run_folder_is_not_overwritten(tmp_path):
+    (tmp_path / "old.txt").write_text("keep me")
+    with pytest.raises(TrainingError, match="--resume"):
+        Trainer(tiny_config(), tmp_path).start(resume=False)
+    assert (tmp_path / "old.txt").read_text() == "keep me"
+    with pytest.raises(TrainingError, match="does not exist"):
+        Trainer(tiny_config(), tmp_path / "missing").start(resume=True)
+
+
+def test_resume_refuses_a_different_config(tmp_path):
+    Trainer(tiny_config(), tmp_path).start(resume=False)
+    with pytest.raises(TrainingError, match="batch_size"):
+        Trainer(tiny_config(batch_size=3), tmp_path).start(resume=True)
+    Trainer(tiny_config(steps=99), tmp_path).start(resume=True)  # More steps are fine.
+    assert json.loads((tmp_path / "config.json").read_text())["steps"] == 99
+
+
+def test_learning_rate_follows_the_optax_schedule(tmp_path):
+    trainer = Trainer(PRESETS["quick"], tmp_path)
+    schedule = optax.exponential_decay(3e-3, transition_steps=10000, decay_rate=0.98)
+    for step in (0, 1, 5000, 10000, 123456):
+        trainer.step = step
+        assert trainer.learning_rate() == pytest.approx(float(schedule(step)), rel=1e-6)
+
+
+def test_example_source_is_deterministic_and_restorable():
+    examples = {"x": np.arange(10)}
+    source = ExampleSource(examples, 4, seed=3)
+    batches = [source.next_batch()["x"].tolist() for _ in range(5)]
+    assert sorted(batches[0] + batches[1] + batches[2][:2]) == list(range(10))  # One epoch.
+    again = ExampleSource(examples, 4, seed=3)
+    again.next_batch()
+    state = again.state()
+    restored = ExampleSource(examples, 4, seed=3)
+    restored.restore(state)
+    assert [restored.next_batch()["x"].tolist() for _ in range(4)] == batches[1:]
+
+
+def test_config_files_and_overrides(tmp_path):
+    path = tmp_path / "config.toml"
+    path.write_text("steps = 7\n[optimizer]\nlearning_rate = 0.01\n[loss]\nfft_sizes = [512, 64]\n")
+    config = load(path, base=PRESETS["quick"])
+    assert (config.steps, config.optimizer.learning_rate, config.loss.fft_sizes) == (
+        7,
+        0.01,
+        (512, 64),
+    )
+    assert config.model == PRESETS["quick"].model
+    config = override(config, ["batch_size=3", "model.synth.reverb=none"])
+    assert config.batch_size == 3 and config.model.synth.reverb == "none"
+    assert load(_write_json(tmp_path, to_dict(config))) == config  # JSON round trip.
+    with pytest.raises(ValueError, match="no setting 'momentum'"):
+        override(config, ["optimizer.momentum=0.9"])
+    with pytest.raises(ValueError, match=r"section\.name=value"):
+        override(config, ["steps"])
+    (tmp_path / "bad.toml").write_text("steps = [")
+    with pytest.raises(ValueError, match=r"bad\.toml"):
+        load(tmp_path / "bad.toml")
+    with pytest.raises(ValueError, match="batch_size"):
+        override(config, ["batch_size=0"])
+
+
+def _write_json(tmp_path, data):
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+def test_npz_validation_names_the_file_and_problem(tmp_path):
+    examples = notes(4)
+    good = tmp_path / "good.npz"
+    np.savez(good, **examples)
+    loaded = load_npz(good, 1600, 25)
+    train, test = split(loaded, 0.25, seed=0)
+    assert len(train["audio"]) == 3 and len(test["audio"]) == 1
+
+    nan = {k: v.copy() for k, v in examples.items()}
+    nan["f0_hz"][1, 3] = np.inf
+    cases = {
+        "nan.npz": (nan, "f0_hz has NaN or infinite values in 1 examples"),
+        "keys.npz": ({"audio": examples["audio"]}, r"missing arrays \['f0_hz', 'loudness_db'\]"),
+        "length.npz": ({**examples, "audio": examples["audio"][:, :1000]}, "audio has shape"),
+    }
+    for name, (arrays, message) in cases.items():
+        np.savez(tmp_path / name, **arrays)
+        with pytest.raises(ValueError, match=message) as error:
+            load_npz(tmp_path / name, 1600, 25)
+        assert name in str(error.value)
+    (tmp_path / "text.npz").write_text("not a zip")
+    with pytest.raises(ValueError, match=r"text\.npz: cannot read"):
+        load_npz(tmp_path / "text.npz", 1600, 25)

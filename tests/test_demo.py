@@ -56,6 +56,8 @@ def test_train_command_trains_resumes_and_reports_bad_data(tmp_path, capsys):
     args = ["train", "--preset", "quick", "--config", str(settings), "--data", str(data)]
     assert main([*args, "--out", str(run), "--steps", "2", "--batch-size", "2"]) == 0
     assert "held-out loss" in capsys.readouterr().out
+    assert main(["train", "--out", str(run), "--steps", "4", "--resume", "--lr", "0.1"]) == 1
+    assert "--lr cannot be used with it" in capsys.readouterr().err  # Not silently ignored.
     assert main(["train", "--out", str(run), "--steps", "4", "--resume"]) == 0
     assert "Resuming" in capsys.readouterr().out
     lines = (run / "metrics.jsonl").read_text().splitlines()

@@ -5,6 +5,7 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 FRAME_RATE = 250  # Control frames per second.
 
@@ -59,14 +60,16 @@ def _synth(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     }
     audio = np.asarray(graph(controls, key=jax.random.key(args.seed))["audio"][0])
     peak = float(np.max(np.abs(audio)))
+    level = f"peak {peak:.2f}"
     if peak > 1.0:
         audio = audio / peak
+        level = f"normalised from peak {peak:.2f} to 1"
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     sf.write(out, audio, args.sample_rate, subtype="PCM_16")
     print(
         f"Wrote {out.resolve()} ({args.seconds:g} s at {args.sample_rate} Hz, f0 {args.f0:g} Hz, "
-        f"{args.harmonics} harmonics, peak {min(peak, 1.0):.2f})."
+        f"{args.harmonics} harmonics, {level})."
     )
     return 0
 
@@ -83,13 +86,28 @@ def _demo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     return 0
 
 
-def _train_config(args: argparse.Namespace) -> "TrainConfig":  # noqa: F821
+def _train_config(args: argparse.Namespace) -> Any:
+    """The run's ``TrainConfig``: the saved one when resuming, else preset + file + flags."""
     import dataclasses
     import json
 
     from ddsp_jax.training import config as configs
 
     if args.resume:
+        given = {
+            "--preset": args.preset,
+            "--data": args.data,
+            "--batch-size": args.batch_size,
+            "--lr": args.lr,
+            "--config": args.config,
+            "--set": args.set,
+        }
+        ignored = [flag for flag, value in given.items() if value is not None]
+        if ignored:
+            raise ValueError(
+                f"--resume continues the run with its saved config.json; only --steps may "
+                f"change, so {', '.join(ignored)} cannot be used with it."
+            )
         saved = Path(args.out) / "config.json"
         if not saved.exists():
             raise ValueError(f"cannot resume: {saved} does not exist.")
@@ -97,7 +115,7 @@ def _train_config(args: argparse.Namespace) -> "TrainConfig":  # noqa: F821
         if args.steps is not None:
             config = dataclasses.replace(config, steps=args.steps)
         return config
-    config = configs.PRESETS[args.preset]
+    config = configs.PRESETS[args.preset or "solo"]
     if args.config:
         config = configs.load(args.config, base=config)
     config = configs.override(config, args.set or [])
@@ -217,7 +235,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(handler=_demo)
 
     train = commands.add_parser("train", help="train a model, with checkpoints and resume")
-    train.add_argument("--preset", choices=["quick", "nsynth", "solo"], default="solo")
+    train.add_argument(
+        "--preset", choices=["quick", "nsynth", "solo"], help="model and training preset (solo)"
+    )
     train.add_argument("--data", help="'procedural' or an .npz with audio, f0_hz, loudness_db")
     train.add_argument("--out", required=True, help="run folder")
     train.add_argument("--steps", type=int)

@@ -3,7 +3,6 @@
 import functools
 import json
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,13 +27,12 @@ class TrainingError(RuntimeError):
     """A run that cannot go on (e.g. too many non-finite steps in a row)."""
 
 
-def make_optimizer(config: OptimizerConfig) -> tuple[optax.GradientTransformation, optax.Schedule]:
+def make_optimizer(config: OptimizerConfig) -> optax.GradientTransformation:
     """Global-norm clipping then Adam with an exponentially decaying learning rate."""
     schedule = optax.exponential_decay(
         config.learning_rate, transition_steps=config.decay_steps, decay_rate=config.decay_rate
     )
-    transform = optax.chain(optax.clip_by_global_norm(config.grad_clip_norm), optax.adam(schedule))
-    return transform, schedule
+    return optax.chain(optax.clip_by_global_norm(config.grad_clip_norm), optax.adam(schedule))
 
 
 def spectral_loss(config: LossConfig, target: jax.Array, audio: jax.Array) -> jax.Array:
@@ -111,7 +109,7 @@ class Trainer:
         self.run_dir = Path(run_dir)
         model = Autoencoder(config.model, rngs=nnx.Rngs(config.seed))
         self.graphdef, self.params, self.rest = nnx.split(model, nnx.Param, ...)
-        self.transform, self.schedule = make_optimizer(config.optimizer)
+        self.transform = make_optimizer(config.optimizer)
         self.opt_state = self.transform.init(self.params)
         self.step = 0
         self.train_step = jax.jit(
@@ -178,7 +176,8 @@ class Trainer:
 
     # ------------------------------------------------------------------ training
     def learning_rate(self) -> float:
-        """The learning rate of the next step (``schedule`` computed on the host)."""
+        """The learning rate of the next step: ``make_optimizer``'s schedule, computed on the
+        host (evaluating the optax schedule would dispatch a device computation per step)."""
         optimizer = self.config.optimizer
         return optimizer.learning_rate * optimizer.decay_rate ** (self.step / optimizer.decay_steps)
 
@@ -187,7 +186,6 @@ class Trainer:
         source: ExampleSource,
         until_step: int | None = None,
         progress: bool = True,
-        on_metrics: Callable[[dict[str, Any]], None] | None = None,
     ) -> list[dict[str, Any]]:
         """Train until ``until_step`` (default: ``config.steps``), checkpointing on the way.
 
@@ -232,8 +230,6 @@ class Trainer:
                 log.write(json.dumps(record) + "\n")
                 log.flush()
                 history.append(record)
-                if on_metrics is not None:
-                    on_metrics(record)
                 if bar is not None:
                     bar.update(1 if finite else 0)
                     bar.set_postfix(loss=f"{loss:.3f}", refresh=False)

@@ -7,6 +7,7 @@ from PIL import Image
 
 from ddsp_jax.cli import main
 from ddsp_jax.demo import FIGURES, SUMMARY_FILE, demo_config
+from ddsp_jax.training import PRESETS
 
 
 def test_demo_with_a_tiny_budget_writes_every_promised_file(tmp_path, capsys):
@@ -41,7 +42,8 @@ def test_demo_with_a_tiny_budget_writes_every_promised_file(tmp_path, capsys):
 def test_train_command_trains_resumes_and_reports_bad_data(tmp_path, capsys):
     from ddsp_jax.data.procedural import render_notes
 
-    notes = render_notes(6, 0, seconds=0.1, n_harmonics=8, room=False)
+    frame_rate = PRESETS["quick"].frame_rate
+    notes = render_notes(6, 0, seconds=0.1, frame_rate=frame_rate, n_harmonics=8, room=False)
     data = tmp_path / "notes.npz"
     np.savez(data, **{k: notes[k] for k in ("audio", "f0_hz", "loudness_db")})
     settings = tmp_path / "tiny.toml"

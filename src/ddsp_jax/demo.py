@@ -8,14 +8,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import soundfile as sf
+from flax import nnx
 
 from ddsp_jax import plots
 from ddsp_jax.core.oscillators import normalize_harmonics
 from ddsp_jax.core.units import exp_sigmoid
-from ddsp_jax.models.autoencoder import preprocess
+from ddsp_jax.models.autoencoder import Autoencoder, preprocess
 from ddsp_jax.processors.effects import ExpDecayReverb, Reverb
 from ddsp_jax.training.config import PRESETS, TrainConfig
 from ddsp_jax.training.data import ExampleSource, procedural_examples
@@ -38,22 +40,22 @@ def _prepare(out: Path) -> None:
 
 
 def demo_config(steps: int | None = None) -> TrainConfig:
-    """The quick preset, with ``steps`` if given."""
+    """The quick preset, with ``steps`` if given (its learning rate still decays tenfold over
+    the run)."""
     config = PRESETS["quick"]
     if steps is not None:
-        config = dataclasses.replace(config, steps=steps)
+        optimizer = dataclasses.replace(config.optimizer, decay_steps=steps)
+        config = dataclasses.replace(config, steps=steps, optimizer=optimizer)
     # One checkpoint, at the end: the demo is short and its time is the user's.
     config = dataclasses.replace(config, checkpoint_every=config.steps)
     return config
 
 
-def _learned_controls(trainer: Trainer, train: dict[str, np.ndarray]) -> dict[str, Any]:
-    """The decoder's harmonic distribution and noise response at a typical pitch/loudness."""
-    model = trainer.model()
-    f0 = float(np.median(train["f0_hz"]))
-    loudness = float(np.percentile(train["loudness_db"], 80))
-    n_frames = train["f0_hz"].shape[1]
-    features = preprocess(jnp.full((1, n_frames), f0), jnp.full((1, n_frames), loudness))
+@nnx.jit
+def _decoded_spectra(model: Autoencoder, f0_hz: jax.Array, loudness_db: jax.Array) -> tuple:
+    """Harmonic distribution and noise magnitudes ``[1, n_frames, ·]`` for constant inputs
+    (one compiled call rather than one per operation)."""
+    features = preprocess(f0_hz, loudness_db)
     controls = model.decoder(features)
     synth = model.processor_graph
     distribution = normalize_harmonics(
@@ -62,6 +64,19 @@ def _learned_controls(trainer: Trainer, train: dict[str, np.ndarray]) -> dict[st
         synth.config.sample_rate,
     )
     noise = exp_sigmoid(controls["noise_magnitudes"] + synth.noise.config.initial_bias)
+    return distribution, noise
+
+
+def _learned_controls(trainer: Trainer, train: dict[str, np.ndarray]) -> dict[str, Any]:
+    """The decoder's harmonic distribution and noise response at a typical pitch/loudness."""
+    model = trainer.model()
+    f0 = float(np.median(train["f0_hz"]))
+    loudness = float(np.percentile(train["loudness_db"], 80))
+    n_frames = train["f0_hz"].shape[1]
+    distribution, noise = _decoded_spectra(
+        model, jnp.full((1, n_frames), f0), jnp.full((1, n_frames), loudness)
+    )
+    synth = model.processor_graph
     impulse_response = None
     if isinstance(synth.reverb, ExpDecayReverb):
         impulse_response = np.asarray(synth.reverb.impulse_response())

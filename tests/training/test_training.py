@@ -115,9 +115,13 @@ def test_resume_refuses_a_different_config(tmp_path):
 
 
 def test_learning_rate_follows_the_optax_schedule(tmp_path):
-    trainer = Trainer(PRESETS["quick"], tmp_path)
-    schedule = optax.exponential_decay(3e-3, transition_steps=10000, decay_rate=0.98)
-    for step in (0, 1, 5000, 10000, 123456):
+    config = PRESETS["quick"]
+    trainer = Trainer(config, tmp_path)
+    optimizer = config.optimizer
+    schedule = optax.exponential_decay(
+        optimizer.learning_rate, optimizer.decay_steps, optimizer.decay_rate
+    )
+    for step in (0, 1, 200, 400, 123456):
         trainer.step = step
         assert trainer.learning_rate() == pytest.approx(float(schedule(step)), rel=1e-6)
 

@@ -8,6 +8,7 @@ distribution, the noise filter, and (with ``room``) the reverb.
 """
 
 import dataclasses
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -77,6 +78,31 @@ def _envelope(instrument: Instrument, time: np.ndarray, seconds: float) -> np.nd
     release_start = seconds - instrument.release_seconds
     release = np.exp(-np.maximum(time - release_start, 0.0) / (instrument.release_seconds / 4.0))
     return attack * decay * release
+
+
+@functools.partial(jax.jit, static_argnums=(6, 7))
+def _synthesize(
+    f0_hz: jax.Array,
+    amplitude: jax.Array,
+    harmonic_distribution: jax.Array,
+    noise_magnitudes: jax.Array,
+    room_ir: jax.Array | None,
+    key: jax.Array,
+    n_samples: int,
+    sample_rate: int,
+) -> jax.Array:
+    """Harmonic notes plus filtered noise, optionally in a room: ``[n_notes, n_samples]``.
+
+    One compiled program (the operations one by one would each compile on their own).
+    """
+    harmonic = harmonic_synthesis(
+        f0_hz, amplitude, harmonic_distribution, n_samples=n_samples, sample_rate=sample_rate
+    )
+    noise = jax.random.uniform(key, (f0_hz.shape[0], n_samples), jnp.float32, -1.0, 1.0)
+    audio = harmonic + frequency_filter(noise, noise_magnitudes, 257)
+    if room_ir is not None:
+        audio = audio + fft_convolve(audio, room_ir[None], delay_compensation=0)
+    return audio
 
 
 def render_notes(
@@ -153,26 +179,25 @@ def render_notes(
         )
         noise_magnitudes[i] = velocity[i] * breath[:, None] * colour
 
-    harmonic = harmonic_synthesis(
-        jnp.asarray(f0[..., None], jnp.float32),
-        jnp.asarray(amplitude[..., None], jnp.float32),
-        jnp.asarray(distribution, jnp.float32),
-        n_samples=n_samples,
-        sample_rate=sample_rate,
-    )
-    key = jax.random.key(seed)
-    noise = jax.random.uniform(key, (n_notes, n_samples), jnp.float32, -1.0, 1.0)
-    audio = harmonic + frequency_filter(noise, jnp.asarray(noise_magnitudes, jnp.float32), 257)
+    room_ir = None
     if room:
         ir_length = sample_rate // 2
         ir_time = np.arange(ir_length) / sample_rate
         decay_seconds = instrument_rng.uniform(0.2, 0.5)  # RT60 of the room.
-        ir = np.random.default_rng(instrument_seed + 1).uniform(-1, 1, ir_length)
-        ir *= 0.02 * 10.0 ** (-3.0 * ir_time / decay_seconds)
-        ir[0] = 0.0
-        audio = audio + fft_convolve(
-            audio, jnp.asarray(ir, jnp.float32)[None], delay_compensation=0
-        )
+        room_ir = np.random.default_rng(instrument_seed + 1).uniform(-1, 1, ir_length)
+        room_ir *= 0.02 * 10.0 ** (-3.0 * ir_time / decay_seconds)
+        room_ir[0] = 0.0
+        room_ir = room_ir.astype(np.float32)
+    audio = _synthesize(
+        f0[..., None].astype(np.float32),
+        amplitude[..., None].astype(np.float32),
+        distribution.astype(np.float32),
+        noise_magnitudes.astype(np.float32),
+        room_ir,
+        jax.random.key(seed),
+        n_samples,
+        sample_rate,
+    )
     return {
         "audio": np.asarray(audio, np.float32),
         "f0_hz": f0.astype(np.float32),

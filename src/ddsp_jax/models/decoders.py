@@ -45,12 +45,116 @@ class FcStack(nnx.Module):
         return x
 
 
+def _gru_gates(
+    projected: jax.Array, recurrent: jax.Array
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Update ``z``, reset ``r`` and candidate ``n`` from the input projection ``x W_x + b_x``
+    and the recurrent projection ``h W_h + b_h`` (each ``[..., 3 channels]``)."""
+    x_z, x_r, x_n = jnp.split(projected, 3, axis=-1)
+    h_z, h_r, h_n = jnp.split(recurrent, 3, axis=-1)
+    z = jax.nn.sigmoid(x_z + h_z)
+    r = jax.nn.sigmoid(x_r + h_r)
+    n = jnp.tanh(x_n + r * h_n)
+    return z, r, n
+
+
+def _gru_forward(
+    projected: jax.Array,
+    kernel: jax.Array,
+    bias: jax.Array,
+    initial_state: jax.Array,
+    keep_recurrent: bool = False,
+) -> tuple[jax.Array, jax.Array, jax.Array | None]:
+    """The recurrence; with ``keep_recurrent`` also every frame's ``h_{t-1} W + b``."""
+
+    def step(h: jax.Array, x_t: jax.Array) -> tuple[jax.Array, tuple[jax.Array, ...]]:
+        recurrent = h @ kernel + bias
+        z, _, n = _gru_gates(x_t, recurrent)
+        h = z * h + (1.0 - z) * n
+        return h, (h, recurrent) if keep_recurrent else (h,)
+
+    final_state, stacked = jax.lax.scan(step, initial_state, projected)
+    return stacked[0], final_state, stacked[1] if keep_recurrent else None
+
+
+@jax.custom_vjp
+def gru_recurrence(
+    projected: jax.Array, kernel: jax.Array, bias: jax.Array, initial_state: jax.Array
+) -> tuple[jax.Array, jax.Array]:
+    """The GRU recurrence over time, given the input projections of every frame.
+
+    ``h_t = z ⊙ h_{t-1} + (1 − z) ⊙ n`` with ``z, r = σ(x_t,z|r + (h_{t-1} W + b)_z|r)`` and
+    ``n = tanh(x_t,n + r ⊙ (h_{t-1} W + b)_n)`` (Keras's ``reset_after`` form).
+
+    The backward pass is written by hand: the recurrence only carries ``∂h`` (one
+    ``[batch, 3 channels] × [3 channels, channels]`` product per frame), and the gradients of
+    ``kernel`` and ``bias`` are one matmul over all frames afterwards. Autodiff of the scan
+    instead accumulates the ``[channels, 3 channels]`` kernel gradient inside the loop, a
+    full read and write of it every frame.
+
+    Args:
+        projected: ``x_t W_x + b_x`` for every frame, ``[n_frames, batch, 3 channels]``.
+        kernel: Recurrent kernel ``W`` ``[channels, 3 channels]`` (gates z, r, n).
+        bias: Recurrent bias ``b`` ``[3 channels]``.
+        initial_state: ``h_0`` ``[batch, channels]``.
+
+    Returns:
+        ``(outputs [n_frames, batch, channels], final_state [batch, channels])``.
+    """
+    outputs, final_state, _ = _gru_forward(projected, kernel, bias, initial_state)
+    return outputs, final_state
+
+
+def _gru_recurrence_fwd(
+    projected: jax.Array, kernel: jax.Array, bias: jax.Array, initial_state: jax.Array
+) -> tuple[tuple[jax.Array, jax.Array], tuple[jax.Array, ...]]:
+    outputs, final_state, recurrent = _gru_forward(projected, kernel, bias, initial_state, True)
+    return (outputs, final_state), (projected, kernel, initial_state, outputs, recurrent)
+
+
+def _gru_recurrence_bwd(
+    residuals: tuple[jax.Array, ...], cotangents: tuple[jax.Array, jax.Array]
+) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
+    projected, kernel, initial_state, outputs, recurrent = residuals
+    d_outputs, d_final_state = cotangents
+    # Every frame's gates at once, from the saved recurrent projections [T, B, 3C].
+    previous = jnp.concatenate([initial_state[None], outputs[:-1]], axis=0)  # [T, B, C]
+    z, r, n = _gru_gates(projected, recurrent)
+    h_n = jnp.split(recurrent, 3, axis=-1)[2]
+    d_kernel_t = kernel.T
+
+    def step(
+        d_h: jax.Array, frame: tuple[jax.Array, ...]
+    ) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
+        d_out, z, r, n, h_n, h_previous = frame
+        d_h = d_h + d_out
+        d_n = d_h * (1.0 - z) * (1.0 - n * n)
+        d_z = d_h * (h_previous - n) * z * (1.0 - z)
+        d_r = d_n * h_n * r * (1.0 - r)
+        d_projected = jnp.concatenate([d_z, d_r, d_n], axis=-1)
+        d_recurrent = jnp.concatenate([d_z, d_r, d_n * r], axis=-1)
+        d_h_previous = d_h * z + d_recurrent @ d_kernel_t
+        return d_h_previous, (d_projected, d_recurrent)
+
+    d_initial_state, (d_projected, d_recurrent) = jax.lax.scan(
+        step, d_final_state, (d_outputs, z, r, n, h_n, previous), reverse=True
+    )
+    channels = kernel.shape[0]
+    d_kernel = previous.reshape(-1, channels).T @ d_recurrent.reshape(-1, 3 * channels)
+    d_bias = jnp.sum(d_recurrent, axis=(0, 1))
+    return d_projected, d_kernel, d_bias, d_initial_state
+
+
+gru_recurrence.defvjp(_gru_recurrence_fwd, _gru_recurrence_bwd)
+
+
 class Gru(nnx.Module):
     """A GRU over time (Keras's ``reset_after`` form, as magenta's ``tf.keras.layers.GRU``).
 
     The input projections of all frames are one matmul outside the recurrence; only
-    ``h @ W_h`` stays inside the ``lax.scan``. Gates (update ``z``, reset ``r``, candidate
-    ``n``): ``z, r = σ(x W_xz,r + h W_hz,r + b)``, ``n = tanh(x W_xn + r ⊙ (h W_hn + b_hn))``,
+    ``h @ W_h`` stays inside the scan (``gru_recurrence``, which also has a hand-written
+    backward pass). Gates (update ``z``, reset ``r``, candidate ``n``):
+    ``z, r = σ(x W_xz,r + h W_hz,r + b)``, ``n = tanh(x W_xn + r ⊙ (h W_hn + b_hn))``,
     ``h' = z ⊙ h + (1 − z) ⊙ n``.
     """
 
@@ -75,19 +179,12 @@ class Gru(nnx.Module):
         batch = x.shape[0]
         h0 = jnp.zeros((batch, self.channels), x.dtype) if initial_state is None else initial_state
         projected = jnp.swapaxes(self.input_projection(x), 0, 1)  # [n_frames, batch, 3 ch]
-        kernel = self.recurrent_projection.kernel[...]
-        bias = self.recurrent_projection.bias[...]
-
-        def step(h: jax.Array, x_t: jax.Array) -> tuple[jax.Array, jax.Array]:
-            x_z, x_r, x_n = jnp.split(x_t, 3, axis=-1)
-            h_z, h_r, h_n = jnp.split(h @ kernel + bias, 3, axis=-1)
-            z = jax.nn.sigmoid(x_z + h_z)
-            r = jax.nn.sigmoid(x_r + h_r)
-            n = jnp.tanh(x_n + r * h_n)
-            h = z * h + (1.0 - z) * n
-            return h, h
-
-        final_state, outputs = jax.lax.scan(step, h0, projected)
+        outputs, final_state = gru_recurrence(
+            projected,
+            self.recurrent_projection.kernel[...],
+            self.recurrent_projection.bias[...],
+            h0,
+        )
         return jnp.swapaxes(outputs, 0, 1), final_state
 
 

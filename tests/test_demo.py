@@ -39,6 +39,19 @@ def test_demo_with_a_tiny_budget_writes_every_promised_file(tmp_path, capsys):
     assert (other / "notes.txt").exists()
 
 
+def test_datarax_engine_without_the_extra_says_what_to_install(tmp_path, capsys):
+    try:
+        import datarax  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.skip("the datarax extra is installed (its engine is tested in tests/integrations)")
+    with pytest.raises(SystemExit):
+        main(["demo", "--engine", "datarax", "--out", str(tmp_path / "demo"), "--steps", "2"])
+    assert "pip install 'ddsp-jax[datarax]'" in capsys.readouterr().err
+    assert not (tmp_path / "demo" / SUMMARY_FILE).exists()
+
+
 def test_train_command_trains_resumes_and_reports_bad_data(tmp_path, capsys):
     from ddsp_jax.data.procedural import render_notes
 

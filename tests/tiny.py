@@ -16,5 +16,6 @@ def tiny_config(**changes) -> TrainConfig:
         steps=10,
         checkpoint_every=5,
         keep_checkpoints=2,
+        frame_rate=250,
     )
     return dataclasses.replace(config, **changes)

@@ -80,8 +80,8 @@ def _demo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if args.steps is not None and args.steps <= 0:
         parser.error(f"--steps must be positive, got {args.steps}.")
     try:
-        run_demo(args.out, steps=args.steps)
-    except FileExistsError as error:
+        run_demo(args.out, steps=args.steps, engine=args.engine)
+    except (FileExistsError, ImportError) as error:
         parser.error(str(error))
     return 0
 
@@ -163,14 +163,14 @@ def _train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             train, test = datasets.split(examples, config.data.test_fraction, config.seed)
         trainer = Trainer(config, args.out)
         trainer.start(resume=args.resume)
-        source = datasets.ExampleSource(train, config.batch_size, config.seed)
+        source = datasets.batch_source(train, config.batch_size, config.seed, config.engine)
         if args.resume:
             step = trainer.restore(source)
             print(f"Resuming {Path(args.out).resolve()} from step {step}.")
         trainer.fit(source)
         loss = trainer.evaluate(test)
         trainer.close()
-    except (ValueError, TrainingError) as error:
+    except (ValueError, TrainingError, ImportError) as error:
         print(f"ddsp train: error: {error}", file=sys.stderr)
         return 1
     print(
@@ -232,6 +232,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--out", default="runs/demo", help="output folder")
     demo.add_argument("--steps", type=int, help="training steps (default: the quick preset's)")
+    demo.add_argument(
+        "--engine",
+        choices=["jax", "datarax"],
+        default="jax",
+        help="datarax: the original system's path (datarax Pipeline and operator graph; "
+        "needs the datarax extra)",
+    )
     demo.set_defaults(handler=_demo)
 
     train = commands.add_parser("train", help="train a model, with checkpoints and resume")

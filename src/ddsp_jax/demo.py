@@ -20,8 +20,8 @@ from ddsp_jax.core.units import exp_sigmoid
 from ddsp_jax.models.autoencoder import Autoencoder, preprocess
 from ddsp_jax.processors.effects import ExpDecayReverb, Reverb
 from ddsp_jax.training.config import PRESETS, TrainConfig
-from ddsp_jax.training.data import ExampleSource, procedural_examples
-from ddsp_jax.training.trainer import Trainer
+from ddsp_jax.training.data import batch_source, procedural_examples
+from ddsp_jax.training.trainer import Trainer, model_class_of
 
 SUMMARY_FILE = "summary.json"
 FIGURES = ("dataset_samples.png", "training_curve.png", "resynthesis.png", "learned_parameters.png")
@@ -39,10 +39,10 @@ def _prepare(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
 
 
-def demo_config(steps: int | None = None) -> TrainConfig:
+def demo_config(steps: int | None = None, engine: str = "jax") -> TrainConfig:
     """The quick preset, with ``steps`` if given (its learning rate still decays tenfold over
-    the run)."""
-    config = PRESETS["quick"]
+    the run), on training ``engine``."""
+    config = dataclasses.replace(PRESETS["quick"], engine=engine)
     if steps is not None:
         optimizer = dataclasses.replace(config.optimizer, decay_steps=steps)
         config = dataclasses.replace(config, steps=steps, optimizer=optimizer)
@@ -96,6 +96,7 @@ def _learned_controls(trainer: Trainer, train: dict[str, np.ndarray]) -> dict[st
 def run_demo(
     out_dir: str | Path = "runs/demo",
     steps: int | None = None,
+    engine: str = "jax",
     progress: bool = True,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
@@ -107,7 +108,8 @@ def run_demo(
     start = time.perf_counter()
     out = Path(out_dir)
     _prepare(out)
-    config = demo_config(steps)
+    config = demo_config(steps, engine)
+    model_class_of(engine)  # Without the engine's extra, fail before any work.
     synth = config.model.synth
     data = config.data
     log(
@@ -129,7 +131,8 @@ def run_demo(
     log(f"Held-out loss of the untrained model: {loss_untrained:.3f}")
 
     train_start = time.perf_counter()
-    metrics = trainer.fit(ExampleSource(train, config.batch_size, config.seed), progress=progress)
+    source = batch_source(train, config.batch_size, config.seed, config.engine)
+    metrics = trainer.fit(source, progress=progress)
     train_seconds = time.perf_counter() - train_start
     loss_trained = trainer.evaluate(test)
     trainer.close()
@@ -167,6 +170,7 @@ def run_demo(
         "loss_ratio": loss_trained / loss_untrained,
         "steps": config.steps,
         "batch_size": config.batch_size,
+        "engine": config.engine,
         "train_seconds": train_seconds,
         "wall_seconds": time.perf_counter() - start,
         "examples_per_second": config.steps * config.batch_size / train_seconds,

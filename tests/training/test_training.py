@@ -10,6 +10,7 @@ from ddsp_jax.data.procedural import render_notes
 from ddsp_jax.training import PRESETS, Trainer, TrainingError, read_metrics
 from ddsp_jax.training.config import load, override, to_dict
 from ddsp_jax.training.data import ExampleSource, load_npz, split
+from ddsp_jax.training.metrics import TENSORBOARD_DIR, MetricsLog
 from tiny import tiny_config
 
 
@@ -20,6 +21,28 @@ def notes(n: int, seed: int = 0, seconds: float = 0.1) -> dict[str, np.ndarray]:
 
 def params_of(trainer: Trainer) -> list[np.ndarray]:
     return [np.asarray(leaf) for leaf in jax.tree.leaves(trainer.params)]
+
+
+def tensorboard_scalars(run_dir) -> dict[str, dict[int, float]]:
+    """``{tag: {step: value}}`` as TensorBoard shows a run: a later event of a step replaces an
+    earlier one, and a session restart at step S (``purge_step``) hides the events at or after
+    S written before it."""
+    from tensorboardX.proto import event_pb2
+
+    scalars: dict[str, dict[int, float]] = {}
+    for path in sorted((run_dir / TENSORBOARD_DIR).glob("events.out.tfevents.*")):
+        data, offset = path.read_bytes(), 0
+        while offset + 12 <= len(data):  # TFRecord framing: length, CRC, data, CRC.
+            length = int.from_bytes(data[offset : offset + 8], "little")
+            event = event_pb2.Event.FromString(data[offset + 12 : offset + 12 + length])
+            offset += 16 + length
+            if event.HasField("session_log") and event.session_log.status == 1:  # START
+                for values in scalars.values():
+                    for step in [s for s in values if s >= event.step]:
+                        del values[step]
+            for value in event.summary.value:
+                scalars.setdefault(value.tag, {})[event.step] = value.simple_value
+    return scalars
 
 
 def test_tiny_model_overfits_one_note(tmp_path):
@@ -69,6 +92,23 @@ def test_exact_resume_and_checkpoint_round_trip(tmp_path):
         np.testing.assert_array_equal(a, b)
     assert [m["step"] for m in read_metrics(tmp_path / "resumed")] == list(range(1, 9))
     assert resumed.checkpoints.all_steps() == [4, 8]
+    tensorboard_losses = tensorboard_scalars(tmp_path / "resumed")["loss"]
+    assert list(tensorboard_losses) == list(range(1, 9))
+    np.testing.assert_allclose(list(tensorboard_losses.values()), losses_straight, rtol=1e-6)
+
+
+def test_metrics_of_a_killed_run_are_replaced_on_resume(tmp_path):
+    with MetricsLog(tmp_path, step=0) as log:
+        for step in range(1, 7):  # Killed after step 6; its last checkpoint was step 4.
+            log.write({"step": step, "loss": float(step), "nonfinite": False})
+    with MetricsLog(tmp_path, step=4) as log:
+        for step in range(5, 9):
+            log.write({"step": step, "loss": 10.0 * step})
+    expected = {1: 1.0, 2: 2.0, 3: 3.0, 4: 4.0, 5: 50.0, 6: 60.0, 7: 70.0, 8: 80.0}
+    assert {m["step"]: m["loss"] for m in read_metrics(tmp_path)} == expected
+    scalars = tensorboard_scalars(tmp_path)
+    assert scalars["loss"] == expected
+    assert "nonfinite" not in scalars  # Flags are not plotted.
 
 
 def test_no_recompilation_after_the_first_step(tmp_path):

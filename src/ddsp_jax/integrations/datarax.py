@@ -1,10 +1,13 @@
-"""ddsp-jax processors as datarax operators (needs the ``datarax`` extra).
+"""ddsp-jax on datarax (needs the ``datarax`` extra): the original system's path.
 
 Each processor becomes an ``OperatorModule`` with its ``OperatorConfig``; operators work on
 one record at a time (no batch axis) and datarax vmaps them over a batch. ``datarax_graph``
 rebuilds the original datarax DDSP example's composition,
 ``SEQUENTIAL[WEIGHTED_PARALLEL(Harmonic, FilteredNoise), Reverb]``, around the processors of
 a plain ``ProcessorGraph``, sharing their parameters, so both give the same audio.
+``DataraxAutoencoder`` synthesises through that graph and ``PipelineSource`` serves training
+batches from a datarax ``Pipeline`` over a ``MemorySource``: together they are the training
+engine ``"datarax"`` (``ddsp demo --engine datarax``).
 
 Randomness follows datarax: each record's key is folded with each child's position, so the
 noise of record key ``k`` is drawn with ``noise_key(k)``.
@@ -14,6 +17,7 @@ import dataclasses
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 from flax import nnx
 
 try:
@@ -24,11 +28,14 @@ try:
         CompositeOperatorModule,
         CompositionStrategy,
     )
+    from datarax.pipeline import Pipeline
+    from datarax.sources import MemorySource, MemorySourceConfig
 except ImportError as error:  # pragma: no cover - exercised only without the extra
     raise ImportError(
         "ddsp_jax.integrations.datarax needs the datarax extra: pip install 'ddsp-jax[datarax]'"
     ) from error
 
+from ddsp_jax.models.autoencoder import Autoencoder, AutoencoderConfig
 from ddsp_jax.processors.base import Processor
 from ddsp_jax.processors.effects import (
     ExpDecayReverb,
@@ -225,3 +232,65 @@ def noise_key(record_key: jax.Array, has_reverb: bool = True) -> jax.Array:
     """The key the noise operator of ``datarax_graph`` draws with for a record's key."""
     key = jax.random.fold_in(record_key, _PARALLEL_POSITION) if has_reverb else record_key
     return jax.random.fold_in(key, _NOISE_POSITION)
+
+
+class DataraxAutoencoder(Autoencoder):
+    """The ``Autoencoder`` with synthesis through ``datarax_graph`` (shared parameters).
+
+    Each record of a batch is synthesised by the composite operator's own record-level
+    ``apply``, vmapped, with its own key split from the call's ``key``; the signals are the
+    composite's mix ``audio`` only (no separate harmonic and noise parts).
+    """
+
+    def __init__(self, config: AutoencoderConfig, *, rngs: nnx.Rngs) -> None:
+        super().__init__(config, rngs=rngs)
+        self.operators = datarax_graph(self.processor_graph, rngs=rngs)
+
+    def synthesize(self, controls: dict[str, jax.Array], *, key: jax.Array) -> dict[str, jax.Array]:
+        batch = controls["f0_hz"].shape[0]
+        records = {
+            **controls,
+            AUDIO_FIELD: jnp.zeros((batch, self.config.synth.n_samples), jnp.float32),
+        }
+
+        def synthesize_record(record: dict[str, jax.Array], key: jax.Array) -> jax.Array:
+            return self.operators.apply(record, {}, None, key=key)[0][AUDIO_FIELD]
+
+        audio = jax.vmap(synthesize_record)(records, jax.random.split(key, batch))
+        return {"audio": audio}
+
+
+class PipelineSource:
+    """Training batches from a datarax ``Pipeline`` over a shuffled ``MemorySource``.
+
+    An endless stream (a new permutation every epoch, no short batches). ``state`` is the
+    pipeline iterator's checkpoint state (position, epoch and RNG counts, JSON-serialisable),
+    so a restored source continues exactly where a checkpoint left it.
+
+    Args:
+        examples: Arrays with the examples on the first axis (``audio``, ``f0_hz``,
+            ``loudness_db``).
+        batch_size: Examples per batch.
+        seed: Seed of the shuffle.
+    """
+
+    def __init__(self, examples: dict[str, Any], batch_size: int, seed: int) -> None:
+        source = MemorySource(
+            MemorySourceConfig(shuffle=True), data=dict(examples), rngs=nnx.Rngs(seed)
+        )
+        self.pipeline = Pipeline(
+            source=source, stages=[], batch_size=batch_size, rngs=nnx.Rngs(seed), num_epochs=None
+        )
+        self._iterator = iter(self.pipeline)
+
+    def next_batch(self) -> dict[str, jax.Array]:
+        """The next batch, on the device."""
+        return dict(next(self._iterator))
+
+    def state(self) -> dict[str, Any]:
+        """The iterator's position, for a checkpoint."""
+        return self._iterator.get_state()
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Continue from a position saved by ``state``."""
+        self._iterator.set_state(state)

@@ -66,6 +66,11 @@ class Autoencoder(nnx.Module):
         self.decoder = RnnFcDecoder(config.decoder, rngs=rngs)
         self.processor_graph = ProcessorGraph(config.synth, rngs=rngs)
 
+    def synthesize(self, controls: dict[str, jax.Array], *, key: jax.Array) -> dict[str, jax.Array]:
+        """The processor graph's signals for decoded ``controls``: at least ``audio``
+        ``[batch, n_samples]`` (see ``ProcessorGraph``)."""
+        return self.processor_graph(controls, key=key)
+
     def __call__(self, batch: dict[str, jax.Array], *, key: jax.Array) -> dict[str, jax.Array]:
         """Synthesise.
 
@@ -75,17 +80,14 @@ class Autoencoder(nnx.Module):
 
         Returns:
             ``audio_synth`` ``[batch, n_samples]``, ``controls`` (raw decoder outputs and
-            ``f0_hz``) and the graph's signals ``harmonic``, ``noise``.
+            ``f0_hz``) and, where the synthesis gives them separately, the signals
+            ``harmonic`` and ``noise``.
         """
         for name in ("f0_hz", "loudness_db"):
             if name not in batch:
                 raise ValueError(f"the batch needs {name!r}; it has {sorted(batch)}.")
         features = preprocess(batch["f0_hz"], batch["loudness_db"])
         controls = {**self.decoder(features), "f0_hz": features["f0_hz"]}
-        signals = self.processor_graph(controls, key=key)
-        return {
-            "audio_synth": signals["audio"],
-            "controls": controls,
-            "harmonic": signals["harmonic"],
-            "noise": signals["noise"],
-        }
+        signals = self.synthesize(controls, key=key)
+        parts = {name: signals[name] for name in ("harmonic", "noise") if name in signals}
+        return {"audio_synth": signals["audio"], "controls": controls, **parts}

@@ -53,6 +53,9 @@ class DataConfig:
     test_fraction: float = 0.1
 
 
+ENGINES = ("jax", "datarax")
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """Everything a training run needs; saved as ``config.json`` in the run folder."""
@@ -67,14 +70,20 @@ class TrainConfig:
     seed: int = 0
     checkpoint_every: int = 1000
     keep_checkpoints: int = 3
-    log_every: int = 10
     max_nonfinite_steps: int = 10
+    tensorboard: bool = True  # Also write TensorBoard event files, if tensorboardX is installed.
+    # "jax": batches from an in-memory source, synthesis by ProcessorGraph. "datarax" (needs
+    # the extra): the original system's path, a datarax Pipeline over a MemorySource feeding
+    # the datarax operator graph (ddsp_jax.integrations.datarax).
+    engine: typing.Literal["jax", "datarax"] = "jax"
 
     def __post_init__(self) -> None:
-        for name in ("batch_size", "steps", "checkpoint_every", "keep_checkpoints", "log_every"):
+        for name in ("batch_size", "steps", "checkpoint_every", "keep_checkpoints"):
             value = getattr(self, name)
             if not isinstance(value, int) or value <= 0:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+        if self.engine not in ENGINES:
+            raise ValueError(f"engine must be one of {ENGINES}, got {self.engine!r}.")
         synth = self.model.synth
         if synth.n_samples * self.frame_rate % synth.sample_rate:
             raise ValueError(
@@ -144,7 +153,6 @@ PRESETS: dict[str, TrainConfig] = {
         batch_size=4,
         steps=400,
         checkpoint_every=100,
-        log_every=10,
         frame_rate=100,
     ),
 }

@@ -1,6 +1,7 @@
 """Examples for training: procedural notes or an ``.npz``, served by a checkpointable source."""
 
 from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -8,6 +9,16 @@ from ddsp_jax.data.procedural import render_notes
 
 REQUIRED_KEYS = ("audio", "f0_hz", "loudness_db")
 Examples = dict[str, np.ndarray]
+
+
+class BatchSource(Protocol):
+    """What the training loop draws batches from, and checkpoints the position of."""
+
+    def next_batch(self) -> dict[str, Any]: ...
+
+    def state(self) -> dict[str, Any]: ...
+
+    def restore(self, state: dict[str, Any]) -> None: ...
 
 
 class ExampleSource:
@@ -127,3 +138,13 @@ def procedural_examples(
     train = {key: notes[key][:n_train] for key in REQUIRED_KEYS}
     test = {key: notes[key][n_train:] for key in REQUIRED_KEYS}
     return train, test
+
+
+def batch_source(examples: Examples, batch_size: int, seed: int, engine: str) -> BatchSource:
+    """The training batches of ``engine``: ``ExampleSource`` for ``"jax"``, a datarax
+    ``Pipeline`` over a ``MemorySource`` for ``"datarax"``."""
+    if engine == "datarax":
+        from ddsp_jax.integrations.datarax import PipelineSource
+
+        return PipelineSource(examples, batch_size, seed)
+    return ExampleSource(examples, batch_size, seed)

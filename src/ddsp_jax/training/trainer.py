@@ -16,11 +16,13 @@ from ddsp_jax.losses import multi_scale_spectral_loss
 from ddsp_jax.models.autoencoder import Autoencoder
 from ddsp_jax.training.checkpoints import Checkpoints
 from ddsp_jax.training.config import LossConfig, OptimizerConfig, TrainConfig, to_dict
-from ddsp_jax.training.data import Examples, ExampleSource
+from ddsp_jax.training.data import BatchSource, Examples
+from ddsp_jax.training.metrics import MetricsLog
 
 CONFIG_FILE = "config.json"
-METRICS_FILE = "metrics.jsonl"
 CHECKPOINT_DIR = "checkpoints"
+# Settings a resumed run may change: neither alters the result of a step.
+RESUMABLE_CHANGES = ("steps", "tensorboard")
 
 
 class TrainingError(RuntimeError):
@@ -101,6 +103,16 @@ def _evaluate(
     return audio, losses
 
 
+def model_class_of(engine: str) -> type[Autoencoder]:
+    """The model of a training engine: ``Autoencoder``, or for ``"datarax"`` its subclass that
+    synthesises through the datarax operator graph."""
+    if engine == "datarax":
+        from ddsp_jax.integrations.datarax import DataraxAutoencoder
+
+        return DataraxAutoencoder
+    return Autoencoder
+
+
 def _initial_model(config: TrainConfig) -> tuple[nnx.GraphDef, nnx.State, nnx.State]:
     """The new model's ``(graphdef, params, rest)``, initialised by one compiled program.
 
@@ -109,11 +121,13 @@ def _initial_model(config: TrainConfig) -> tuple[nnx.GraphDef, nnx.State, nnx.St
     takes under half that and runs once.
     """
 
+    model_class = model_class_of(config.engine)
+
     def create() -> tuple[nnx.State, nnx.State]:
-        model = Autoencoder(config.model, rngs=nnx.Rngs(config.seed))
+        model = model_class(config.model, rngs=nnx.Rngs(config.seed))
         return nnx.split(model, nnx.Param, ...)[1:]
 
-    graphdef = nnx.split(nnx.eval_shape(lambda: Autoencoder(config.model, rngs=nnx.Rngs(0))))[0]
+    graphdef = nnx.split(nnx.eval_shape(lambda: model_class(config.model, rngs=nnx.Rngs(0))))[0]
     params, rest = jax.jit(create, compiler_options={"xla_backend_optimization_level": 0})()
     return graphdef, params, rest
 
@@ -152,11 +166,13 @@ class Trainer:
                 raise TrainingError(f"cannot resume: {config_path} does not exist.")
             saved = json.loads(config_path.read_text())
             current = to_dict(self.config)
-            changed = sorted(k for k in current if k != "steps" and saved.get(k) != current[k])
+            changed = sorted(
+                k for k in current if k not in RESUMABLE_CHANGES and saved.get(k) != current[k]
+            )
             if changed:
                 raise TrainingError(
                     f"cannot resume {self.run_dir}: settings {changed} differ from its "
-                    f"{CONFIG_FILE} (only steps may change)."
+                    f"{CONFIG_FILE} (only {', '.join(RESUMABLE_CHANGES)} may change)."
                 )
             config_path.write_text(json.dumps(current, indent=2) + "\n")
             return
@@ -172,12 +188,12 @@ class Trainer:
         """The current model (a fresh module sharing nothing with the training state)."""
         return nnx.merge(self.graphdef, self.params, self.rest)
 
-    def save(self, source: ExampleSource) -> None:
+    def save(self, source: BatchSource) -> None:
         state = {"params": self.params, "rest": self.rest, "opt_state": self.opt_state}
         meta = {"step": self.step, "data": source.state(), "seed": self.config.seed}
         self.checkpoints.save(self.step, state, meta)
 
-    def restore(self, source: ExampleSource | None = None, step: int | None = None) -> int:
+    def restore(self, source: BatchSource | None = None, step: int | None = None) -> int:
         """Load the latest (or given) checkpoint; returns its step."""
         step = self.checkpoints.latest_step() if step is None else step
         if step is None:
@@ -199,7 +215,7 @@ class Trainer:
 
     def fit(
         self,
-        source: ExampleSource,
+        source: BatchSource,
         until_step: int | None = None,
         progress: bool = True,
     ) -> list[dict[str, Any]]:
@@ -213,13 +229,11 @@ class Trainer:
                 good checkpoint stays intact.
         """
         until_step = self.config.steps if until_step is None else until_step
-        metrics_path = self.run_dir / METRICS_FILE
-        _truncate_metrics(metrics_path, self.step)
         history: list[dict[str, Any]] = []
         bar = _progress(self.step, until_step) if progress else None
         nonfinite_in_a_row = 0
         last_time = time.perf_counter()
-        with metrics_path.open("a") as log:
+        with MetricsLog(self.run_dir, self.step, self.config.tensorboard) as log:
             while self.step < until_step:
                 batch = {k: jnp.asarray(v) for k, v in source.next_batch().items()}
                 learning_rate = self.learning_rate()
@@ -243,8 +257,7 @@ class Trainer:
                 else:
                     nonfinite_in_a_row = 0
                     self.step += 1
-                log.write(json.dumps(record) + "\n")
-                log.flush()
+                log.write(record)
                 history.append(record)
                 if bar is not None:
                     bar.update(1 if finite else 0)
@@ -291,27 +304,9 @@ class Trainer:
             self._checkpoints.close()
 
 
-def _truncate_metrics(path: Path, step: int) -> None:
-    """Drop metrics logged after ``step`` (a killed run may have logged past its checkpoint)."""
-    if not path.exists():
-        return
-    kept = [
-        line
-        for line in path.read_text().splitlines()
-        if line.strip() and json.loads(line)["step"] <= step
-    ]
-    path.write_text("".join(line + "\n" for line in kept))
-
-
 def _progress(start: int, total: int) -> Any:
     from tqdm.auto import tqdm
 
     return tqdm(
         total=total, initial=start, unit="step", dynamic_ncols=True, desc="train", mininterval=1.0
     )
-
-
-def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
-    """The metrics of a run folder, one dict per logged step."""
-    path = Path(run_dir) / METRICS_FILE
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

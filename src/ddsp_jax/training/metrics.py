@@ -1,0 +1,84 @@
+"""Training metrics: a JSON-lines log in the run folder, mirrored to TensorBoard when
+``tensorboardX`` is installed (the ``tensorboard`` extra)."""
+
+import importlib.util
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+METRICS_FILE = "metrics.jsonl"
+TENSORBOARD_DIR = "tensorboard"
+
+
+def tensorboard_available() -> bool:
+    """Whether ``tensorboardX`` can be imported."""
+    return importlib.util.find_spec("tensorboardX") is not None
+
+
+class MetricsLog:
+    """Appends one record per step to ``metrics.jsonl`` and, if available, TensorBoard.
+
+    Opening the log at ``step`` drops records logged after it: a killed run may have logged
+    past its last checkpoint, and the resumed run logs those steps again. TensorBoard is told
+    the same (``purge_step``), so its curves show no duplicates either.
+    """
+
+    def __init__(self, run_dir: str | Path, step: int, tensorboard: bool = True) -> None:
+        self.path = Path(run_dir) / METRICS_FILE
+        _truncate(self.path, step)
+        self._file = self.path.open("a")
+        self._writer = None
+        if tensorboard and tensorboard_available():
+            from tensorboardX import SummaryWriter
+
+            # tensorboardX names event files by the second; a run resumed within the same
+            # second would overwrite its predecessor's file without a finer suffix.
+            self._writer = SummaryWriter(
+                str(Path(run_dir) / TENSORBOARD_DIR),
+                purge_step=step + 1,
+                flush_secs=10,
+                filename_suffix=f".{time.time_ns()}",
+            )
+
+    def write(self, record: dict[str, Any]) -> None:
+        """Log ``record`` (it must have ``step``; numeric values become TensorBoard scalars)."""
+        self._file.write(json.dumps(record) + "\n")
+        self._file.flush()
+        if self._writer is not None:
+            for name, value in record.items():
+                if (
+                    name != "step"
+                    and isinstance(value, int | float)
+                    and not isinstance(value, bool)
+                ):
+                    self._writer.add_scalar(name, value, record["step"])
+
+    def close(self) -> None:
+        self._file.close()
+        if self._writer is not None:
+            self._writer.close()
+
+    def __enter__(self) -> "MetricsLog":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def _truncate(path: Path, step: int) -> None:
+    """Drop records logged after ``step``."""
+    if not path.exists():
+        return
+    kept = [
+        line
+        for line in path.read_text().splitlines()
+        if line.strip() and json.loads(line)["step"] <= step
+    ]
+    path.write_text("".join(line + "\n" for line in kept))
+
+
+def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
+    """The metrics of a run folder, one dict per logged step."""
+    path = Path(run_dir) / METRICS_FILE
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

@@ -61,3 +61,13 @@ def test_bench_train_reports_the_roofline_fraction(tmp_path):
         assert result[key] > 0, key
     assert 0 < result["roofline_fraction"] < 1
     assert result["decoder_flops_per_step"] > 1e6
+
+
+def test_bench_gru_compares_both_backward_passes(tmp_path):
+    path = tmp_path / "gru.json"
+    args = ["bench", "gru", "--preset", "quick", "--batch-size", "1", "--repeats", "1"]
+    assert main([*args, "--json", str(path)]) == 0
+    result = json.loads(path.read_text())
+    for key in ("custom_vjp_seconds", "autodiff_seconds", "speedup"):
+        assert result[key] > 0, key
+    assert result["n_frames"] == 100 and result["channels"] == 96

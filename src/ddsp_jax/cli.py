@@ -193,12 +193,14 @@ def _print_table(result: dict) -> None:
 
 
 def _bench(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from ddsp_jax.benchmarks import synth, train
+    from ddsp_jax.benchmarks import gru, synth, train
 
     if args.batch_size <= 0 or args.seconds <= 0 or args.repeats <= 0:
         parser.error("--batch-size, --seconds and --repeats must be positive.")
     if args.benchmark == "synth":
         result = synth.run(batch_size=args.batch_size, seconds=args.seconds, repeats=args.repeats)
+    elif args.benchmark == "gru":
+        result = gru.run(preset=args.preset, batch_size=args.batch_size, repeats=args.repeats)
     else:
         result = train.run(preset=args.preset, batch_size=args.batch_size, repeats=args.repeats)
     print(f"ddsp bench {args.benchmark}:")
@@ -258,7 +260,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(handler=_train)
 
     bench = commands.add_parser("bench", help="run a benchmark")
-    bench.add_argument("benchmark", choices=["synth", "train"], help="what to measure")
+    bench.add_argument(
+        "benchmark",
+        choices=["synth", "train", "gru"],
+        help="what to measure (gru: its hand-written backward pass vs autodiff)",
+    )
     bench.add_argument("--batch-size", type=int, default=4)
     bench.add_argument("--preset", choices=["quick", "nsynth", "solo"], default="nsynth")
     bench.add_argument("--seconds", type=float, default=4.0, help="synth: audio per example (s)")

@@ -147,11 +147,11 @@ PRESETS: dict[str, TrainConfig] = {
     # tenfold over the run, so the last steps settle instead of jittering.
     "quick": TrainConfig(
         model=model_config(40, "ir", 4000, 96, 2, 96, 16000),
-        optimizer=OptimizerConfig(learning_rate=3e-3, decay_rate=0.1, decay_steps=400),
+        optimizer=OptimizerConfig(learning_rate=3e-3, decay_rate=0.1, decay_steps=350),
         loss=LossConfig(fft_sizes=(1024, 512, 256, 128)),
         data=DataConfig(example_seconds=1.0, n_train=48, n_test=8),
         batch_size=4,
-        steps=400,
+        steps=350,
         checkpoint_every=100,
         frame_rate=100,
     ),

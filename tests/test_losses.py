@@ -72,5 +72,17 @@ def test_bad_input():
         multi_scale_spectral_loss(jnp.zeros((1, 100)), jnp.zeros((1, 200)))
     with pytest.raises(ValueError, match="audio must have shape"):
         multi_scale_spectral_loss(jnp.zeros(100), jnp.zeros(100))
-    with pytest.raises(NotImplementedError, match="loudness"):
-        multi_scale_spectral_loss(jnp.zeros((1, 100)), jnp.zeros((1, 100)), loudness_weight=1.0)
+
+
+def test_loudness_term_is_the_mean_loudness_difference_in_db():
+    t = np.arange(16000) / 16000
+    quiet = (0.1 * np.sin(2 * np.pi * 440 * t))[None].astype(np.float32)
+    loud = 2.0 * quiet  # +6.02 dB at every frame above the floor.
+    only_loudness = {"fft_sizes": (), "loudness_weight": 1.0}
+    assert float(multi_scale_spectral_loss(quiet, quiet, **only_loudness)) == 0.0
+    difference = float(multi_scale_spectral_loss(quiet, loud, **only_loudness))
+    assert difference == pytest.approx(20 * np.log10(2.0), abs=0.05)
+    grad = jax.grad(lambda a: multi_scale_spectral_loss(jnp.asarray(quiet), a, **only_loudness))(
+        jnp.asarray(loud)
+    )
+    assert np.all(np.isfinite(grad)) and np.abs(grad).max() > 0

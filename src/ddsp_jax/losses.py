@@ -6,7 +6,7 @@ from typing import Literal
 import jax
 import jax.numpy as jnp
 
-from ddsp_jax.core.spectral import compute_mag
+from ddsp_jax.core.spectral import compute_loudness, compute_mag
 from ddsp_jax.core.units import safe_log
 from ddsp_jax.core.validation import check_rank
 
@@ -58,6 +58,7 @@ def multi_scale_spectral_loss(
     cumsum_freq_weight: float = 0.0,
     loudness_weight: float = 0.0,
     weights: jax.Array | None = None,
+    sample_rate: int = 16000,
 ) -> jax.Array:
     """Sum over FFT sizes of spectrogram distances between ``target_audio`` and ``audio``.
 
@@ -74,8 +75,11 @@ def multi_scale_spectral_loss(
         loss_type: ``L1``, ``L2`` or ``COSINE``.
         mag_weight, logmag_weight, delta_time_weight, delta_freq_weight, cumsum_freq_weight:
             Weights of the terms; a zero weight skips the term.
-        loudness_weight: Weight of an A-weighted loudness term (not available yet).
-        weights: Optional weights broadcastable to ``[batch, n_frames, n_bins]``.
+        loudness_weight: Weight of the distance between the A-weighted loudness curves
+            (``compute_loudness`` with ``n_fft=2048`` at 250 Hz frames, as magenta).
+        weights: Optional weights broadcastable to ``[batch, n_frames, n_bins]`` (spectrogram
+            terms only).
+        sample_rate: Samples per second of the audio (Hz), for the loudness term.
 
     Returns:
         The scalar loss.
@@ -86,11 +90,6 @@ def multi_scale_spectral_loss(
         raise ValueError(
             f"target_audio and audio must have the same shape, got {target_audio.shape} and "
             f"{audio.shape}."
-        )
-    if loudness_weight > 0.0:
-        raise NotImplementedError(
-            "loudness_weight needs A-weighted loudness, which arrives with the features work; "
-            "use loudness_weight=0."
         )
     loss = jnp.float32(0.0)
     for size in fft_sizes:
@@ -108,4 +107,9 @@ def multi_scale_spectral_loss(
                 loss = loss + weight * mean_difference(
                     transform(target_mag), transform(value_mag), loss_type, weights
                 )
+    if loudness_weight > 0.0:
+        target_loudness, value_loudness = (
+            compute_loudness(a, sample_rate, n_fft=2048) for a in (target_audio, audio)
+        )
+        loss = loss + loudness_weight * mean_difference(target_loudness, value_loudness, loss_type)
     return loss

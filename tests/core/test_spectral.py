@@ -80,3 +80,79 @@ def test_spectral_bad_input():
         core.stft(jnp.ones((1, 100)), 64, overlap=1.0)
     with pytest.raises(ValueError, match="audio must have shape"):
         core.stft(jnp.ones((1, 2, 100)), 64)
+
+
+def sine(frequency: float, amplitude: float, sample_rate: int = 16000, seconds: float = 1.0):
+    t = np.arange(round(seconds * sample_rate)) / sample_rate
+    return (amplitude * np.sin(2 * np.pi * frequency * t)).astype(np.float32)
+
+
+def test_loudness_matches_magentas_reference_values():
+    # magenta/ddsp 3.7 spectral_ops.compute_loudness (16 kHz, 250 Hz frames, center padding,
+    # ref_db 0, range 80): 440 Hz sine of amplitude 0.5 reads 15.72 dB at frame 125 of 251
+    # with n_fft 2048 and 9.69 dB with n_fft 512; silence reads the −80 dB floor.
+    audio = sine(440.0, 0.5)
+    loudness = core.compute_loudness(audio, n_fft=2048)
+    assert loudness.shape == (251,)
+    assert float(loudness[125]) == pytest.approx(15.72, abs=0.01)
+    assert float(core.compute_loudness(audio, n_fft=512)[125]) == pytest.approx(9.69, abs=0.01)
+    np.testing.assert_array_equal(core.compute_loudness(np.zeros((2, 16000))), -80.0)
+    # ref_db shifts the level; the floor stays at -range_db.
+    shifted = core.compute_loudness(audio, n_fft=512, ref_db=20.0, range_db=60.0)
+    assert float(shifted[125]) == pytest.approx(9.69 - 20.0, abs=0.01)
+    assert float(core.compute_loudness(audio * 0, range_db=60.0)[0]) == -60.0
+
+
+def test_a_weighting_matches_the_standard():
+    # IEC 61672-1 A-weighting table (dB): 100 Hz −19.1, 1 kHz 0.0, 10 kHz −2.5.
+    weights = core.a_weighting(np.array([100.0, 1000.0, 10000.0, 0.0]))
+    np.testing.assert_allclose(weights[:3], [-19.1, 0.0, -2.5], atol=0.05)
+    assert weights[3] == -80.0  # DC floored, as librosa.A_weighting(min_db=-80).
+
+
+def test_loudness_gradient_is_finite_and_nonzero_also_on_silence(rng):
+    audio = jnp.asarray(rng.normal(size=(2, 4000)) * 0.1, jnp.float32)
+    audio = audio.at[1].set(0.0)
+    grad = jax.grad(lambda a: jnp.sum(core.compute_loudness(a)))(audio)
+    assert np.all(np.isfinite(grad))
+    assert np.abs(grad[0]).max() > 0
+    assert np.all(grad[1] == 0)  # At the floor nothing changes the output.
+
+
+@pytest.mark.parametrize("sample_rate", [22050, 44100, 48000])
+def test_loudness_at_any_sample_rate_keeps_the_frame_rate(sample_rate):
+    audio = sine(1000.0, 0.5, sample_rate, seconds=2.0)
+    loudness = np.asarray(core.compute_loudness(audio, sample_rate, n_fft=2048))
+    assert loudness.shape == (1 + 2 * 250,)  # One frame per 1/250 s, plus the centred last.
+    steady = loudness[10:-10]
+    assert steady.max() - steady.min() < 0.05  # A steady tone reads steady, hop or no hop.
+    # A-weighting at 1 kHz is 0 dB, so the level is that of the mean power per bin.
+    expected = 10 * np.log10(0.25 / 2 * 2048 * (3 / 8) * 2048 / 2 / (2048 // 2 + 1))
+    assert float(np.median(steady)) == pytest.approx(expected, abs=0.1)
+
+
+def test_frame_counts_of_each_padding():
+    assert core.frame_starts(16000, 512, 16000, 250, "center")[1].shape == (251,)
+    assert core.frame_starts(16000, 512, 16000, 250, "same")[1].shape == (250,)
+    assert core.frame_starts(16000, 512, 16000, 250, "valid")[1].shape == (243,)
+    left, starts = core.frame_starts(44100, 1024, 44100, 250, "center")
+    assert left == 512 and starts[:3].tolist() == [0, 176, 352]  # 176.4-sample hop.
+    for padding in ("center", "same", "valid"):
+        n_frames = core.frame_starts(16000, 512, 16000, 250, padding)[1].shape[0]
+        assert core.compute_power(sine(440.0, 0.5), padding=padding).shape == (n_frames,)
+    with pytest.raises(ValueError, match="padding"):
+        core.compute_loudness(np.zeros(1000), padding="reflect")
+    with pytest.raises(ValueError, match="shorter than one frame"):
+        core.compute_loudness(np.zeros(100), padding="valid")
+
+
+def test_rms_energy_and_power_of_a_sine():
+    # 500 Hz at 16 kHz: a 512-sample frame holds 16 whole periods, so RMS = A / sqrt(2).
+    audio = sine(500.0, 0.5)
+    rms = np.asarray(core.compute_rms_energy(audio))
+    np.testing.assert_allclose(rms[5:-5], 0.5 / np.sqrt(2), rtol=1e-4)
+    power = np.asarray(core.compute_power(audio))
+    np.testing.assert_allclose(power[5:-5], 20 * np.log10(0.5 / np.sqrt(2)), atol=1e-3)
+    assert float(core.compute_power(np.zeros(16000))[0]) == -80.0
+    grad = jax.grad(lambda a: jnp.sum(core.compute_rms_energy(a)))(jnp.zeros((1, 2000)))
+    assert np.all(np.isfinite(grad))

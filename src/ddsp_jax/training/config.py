@@ -30,6 +30,7 @@ class LossConfig:
     fft_sizes: tuple[int, ...] = (2048, 1024, 512, 256, 128, 64)
     mag_weight: float = 1.0
     logmag_weight: float = 1.0
+    loudness_weight: float = 0.0  # A-weighted loudness curves (L1, dB), off as in the paper.
 
 
 @dataclasses.dataclass(frozen=True)

@@ -37,13 +37,18 @@ def make_optimizer(config: OptimizerConfig) -> optax.GradientTransformation:
     return optax.chain(optax.clip_by_global_norm(config.grad_clip_norm), optax.adam(schedule))
 
 
-def spectral_loss(config: LossConfig, target: jax.Array, audio: jax.Array) -> jax.Array:
+def spectral_loss(
+    config: LossConfig, sample_rate: int, target: jax.Array, audio: jax.Array
+) -> jax.Array:
+    """The training loss of ``audio`` ``[batch, n_samples]`` against ``target``."""
     return multi_scale_spectral_loss(
         target,
         audio,
         fft_sizes=config.fft_sizes,
         mag_weight=config.mag_weight,
         logmag_weight=config.logmag_weight,
+        loudness_weight=config.loudness_weight,
+        sample_rate=sample_rate,
     )
 
 
@@ -56,6 +61,7 @@ def _train_step(
     graphdef: nnx.GraphDef,
     transform: optax.GradientTransformation,
     loss_config: LossConfig,
+    sample_rate: int,
     seed: int,
     params: nnx.State,
     rest: nnx.State,
@@ -68,7 +74,7 @@ def _train_step(
     def loss_fn(params: nnx.State) -> jax.Array:
         model = nnx.merge(graphdef, params, rest)
         audio = model(batch, key=step_key(seed, step))["audio_synth"]
-        return spectral_loss(loss_config, batch["audio"], audio)
+        return spectral_loss(loss_config, sample_rate, batch["audio"], audio)
 
     loss, grads = jax.value_and_grad(loss_fn)(params)
     grad_norm = optax.tree.norm(grads)
@@ -89,6 +95,7 @@ def _train_step(
 def _evaluate(
     graphdef: nnx.GraphDef,
     loss_config: LossConfig,
+    sample_rate: int,
     params: nnx.State,
     rest: nnx.State,
     batch: dict[str, jax.Array],
@@ -97,7 +104,7 @@ def _evaluate(
     (fixed noise key)."""
     model = nnx.merge(graphdef, params, rest)
     audio = model(batch, key=jax.random.key(0))["audio_synth"]
-    losses = jax.vmap(lambda t, a: spectral_loss(loss_config, t[None], a[None]))(
+    losses = jax.vmap(lambda t, a: spectral_loss(loss_config, sample_rate, t[None], a[None]))(
         batch["audio"], audio
     )
     return audio, losses
@@ -143,10 +150,19 @@ class Trainer:
         self.opt_state = self.transform.init(self.params)
         self.step = 0
         self.train_step = jax.jit(
-            functools.partial(_train_step, self.graphdef, self.transform, config.loss, config.seed),
+            functools.partial(
+                _train_step,
+                self.graphdef,
+                self.transform,
+                config.loss,
+                config.model.synth.sample_rate,
+                config.seed,
+            ),
             donate_argnums=(0, 2),
         )
-        self.evaluate_batch = jax.jit(functools.partial(_evaluate, self.graphdef, config.loss))
+        self.evaluate_batch = jax.jit(
+            functools.partial(_evaluate, self.graphdef, config.loss, config.model.synth.sample_rate)
+        )
         self._checkpoints: Checkpoints | None = None
 
     # ------------------------------------------------------------------ run folder

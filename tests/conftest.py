@@ -1,9 +1,14 @@
 """Shared test helpers."""
 
+import os
+
 import numpy as np
 import pytest
 
 import ddsp_jax  # noqa: F401  (first: sets XLA flags before any JAX computation)
+
+# The CLI keeps compiled programs in ~/.cache between runs; tests stay out of the user's home.
+os.environ["DDSP_JAX_NO_COMPILATION_CACHE"] = "1"
 
 SAMPLE_RATES = (16000, 22050, 44100, 48000)
 

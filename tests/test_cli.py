@@ -1,10 +1,14 @@
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 
-from ddsp_jax.cli import main
+from ddsp_jax.cli import compilation_cache_dir, main
 
 
 def test_synth_writes_a_16_bit_wav_at_the_requested_pitch(tmp_path, capsys):
@@ -71,3 +75,22 @@ def test_bench_gru_compares_both_backward_passes(tmp_path):
     for key in ("custom_vjp_seconds", "autodiff_seconds", "speedup"):
         assert result[key] > 0, key
     assert result["n_frames"] == 100 and result["channels"] == 96
+
+
+def test_compilation_cache_location_follows_the_environment(tmp_path):
+    assert compilation_cache_dir({"XDG_CACHE_HOME": str(tmp_path)}) == (
+        tmp_path / "ddsp-jax" / "xla"
+    )
+    assert compilation_cache_dir({"HOME": "/h"}) == Path.home() / ".cache" / "ddsp-jax" / "xla"
+    assert compilation_cache_dir({"JAX_COMPILATION_CACHE_DIR": "/mine"}) is None
+    assert compilation_cache_dir({"DDSP_JAX_NO_COMPILATION_CACHE": "1"}) is None
+
+
+def test_cli_keeps_compiled_programs_between_runs(tmp_path):
+    environ = {k: v for k, v in os.environ.items() if k != "DDSP_JAX_NO_COMPILATION_CACHE"}
+    environ["XDG_CACHE_HOME"] = str(tmp_path)
+    command = [sys.executable, "-m", "ddsp_jax.cli", "bench", "train", "--preset", "quick"]
+    command += ["--batch-size", "1", "--repeats", "1"]
+    subprocess.run(command, env=environ, check=True, capture_output=True, timeout=240)
+    cached = list((tmp_path / "ddsp-jax" / "xla").iterdir())
+    assert cached, "the train step (compiled in > 1 s) should be in the cache"

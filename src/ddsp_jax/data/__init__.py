@@ -1,1 +1,1 @@
-"""Data sources: procedural notes and in-memory example sets."""
+"""Data sources: procedural notes and NSynth (``data.nsynth``)."""

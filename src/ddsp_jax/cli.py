@@ -221,12 +221,20 @@ def _print_table(result: dict) -> None:
 
 
 def _bench(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from ddsp_jax.benchmarks import gru, synth, train
+    from ddsp_jax.benchmarks import f0, gru, synth, train
 
     if args.batch_size <= 0 or args.seconds <= 0 or args.repeats <= 0:
         parser.error("--batch-size, --seconds and --repeats must be positive.")
     if args.benchmark == "synth":
         result = synth.run(batch_size=args.batch_size, seconds=args.seconds, repeats=args.repeats)
+    elif args.benchmark == "f0":
+        from ddsp_jax.features.torch_weights import WeightsError
+
+        try:
+            result = f0.run(capacity=args.f0_model, seconds=args.seconds, repeats=args.repeats)
+        except WeightsError as error:
+            print(f"ddsp bench: error: {error}", file=sys.stderr)
+            return 1
     elif args.benchmark == "gru":
         result = gru.run(preset=args.preset, batch_size=args.batch_size, repeats=args.repeats)
     else:
@@ -290,12 +298,17 @@ def build_parser() -> argparse.ArgumentParser:
     bench = commands.add_parser("bench", help="run a benchmark")
     bench.add_argument(
         "benchmark",
-        choices=["synth", "train", "gru"],
-        help="what to measure (gru: its hand-written backward pass vs autodiff)",
+        choices=["synth", "train", "gru", "f0"],
+        help="what to measure (gru: its hand-written backward pass vs autodiff; f0: CREPE)",
+    )
+    bench.add_argument(
+        "--f0-model", choices=["tiny", "full"], default="tiny", help="f0: CREPE size"
     )
     bench.add_argument("--batch-size", type=int, default=4)
     bench.add_argument("--preset", choices=["quick", "nsynth", "solo"], default="nsynth")
-    bench.add_argument("--seconds", type=float, default=4.0, help="synth: audio per example (s)")
+    bench.add_argument(
+        "--seconds", type=float, default=4.0, help="synth: audio per example; f0: audio (s)"
+    )
     bench.add_argument("--repeats", type=int, default=10, help="timed runs after warm-up")
     bench.add_argument("--json", help="also write the figures to this JSON file")
     bench.set_defaults(handler=_bench)

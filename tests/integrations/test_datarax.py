@@ -155,3 +155,33 @@ def test_demo_on_the_datarax_engine_writes_every_promised_file(tmp_path):
     assert np.isfinite(summary["loss_trained"]) and np.isfinite(summary["loss_untrained"])
     for name in (*FIGURES, *summary["wavs"]):
         assert (out / name).stat().st_size > 0, name
+
+
+def test_our_crepe_and_dataraxs_give_the_same_activations_for_the_same_weights():
+    from datarax.operators.modality.audio.crepe_model import CrepeModel
+
+    from ddsp_jax.features.f0 import load_crepe
+    from ddsp_jax.features.torch_weights import WeightsError
+
+    try:
+        ours = load_crepe("tiny")
+    except WeightsError as error:
+        pytest.skip(str(error))
+    theirs = CrepeModel("tiny", rngs=nnx.Rngs(0))
+    for conv, norm, their_conv, their_norm in zip(
+        ours.convs, ours.norms, theirs.conv_layers, theirs.batch_norms, strict=True
+    ):
+        their_conv.kernel[...], their_conv.bias[...] = conv.kernel[...], conv.bias[...]
+        for name in ("scale", "bias", "mean", "var"):
+            getattr(their_norm, name)[...] = getattr(norm, name)[...]
+    theirs.classifier.kernel[...] = ours.classifier.kernel[...]
+    theirs.classifier.bias[...] = ours.classifier.bias[...]
+
+    rng = np.random.default_rng(0)
+    t = np.arange(1024) / 16000
+    frames = np.stack([np.sin(2 * np.pi * f * t) for f in (110.0, 330.0, 990.0)])
+    frames = (frames + 0.05 * rng.normal(size=frames.shape)).astype(np.float32)
+    normalised = (frames - frames.mean(-1, keepdims=True)) / frames.std(-1, keepdims=True)
+    expected = theirs(jnp.asarray(normalised)[..., None], use_running_average=True)
+    np.testing.assert_allclose(ours(jnp.asarray(frames)), expected, atol=1e-5)
+    assert float(jnp.max(expected)) > 0.5  # Confident on clean tones: real weights in use.

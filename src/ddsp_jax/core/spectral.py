@@ -225,10 +225,11 @@ def frame_starts(
     return left, starts
 
 
-def _feature_frames(
+def frames_at_rate(
     audio: jax.Array, frame_size: int, sample_rate: int, frame_rate: int, padding: str
 ) -> jax.Array:
-    """``[batch, n_samples]`` (or ``[n_samples]``) → frames ``[batch, n_frames, frame_size]``."""
+    """``[batch, n_samples]`` (or ``[n_samples]``) → frames ``[batch, n_frames, frame_size]``
+    placed by ``frame_starts``."""
     audio = jnp.asarray(audio, jnp.float32)
     if audio.ndim == 1:
         audio = audio[None]
@@ -259,7 +260,7 @@ def compute_rms_energy(
     Returns:
         ``[batch, n_frames]`` (``[n_frames]`` for 1-D input).
     """
-    frames = _feature_frames(audio, frame_size, sample_rate, frame_rate, padding)
+    frames = frames_at_rate(audio, frame_size, sample_rate, frame_rate, padding)
     rms = _sqrt_zero_gradient_at_zero(jnp.mean(jnp.square(frames), axis=-1))
     return rms[0] if jnp.ndim(audio) == 1 else rms
 
@@ -332,7 +333,7 @@ def compute_loudness(
     Returns:
         Loudness ``[batch, n_frames]`` (dB; ``[n_frames]`` for 1-D input).
     """
-    frames = _feature_frames(audio, n_fft, sample_rate, frame_rate, padding)
+    frames = frames_at_rate(audio, n_fft, sample_rate, frame_rate, padding)
     spectrum = jnp.fft.rfft(frames * _hann(n_fft), n_fft)
     power = jnp.real(spectrum) ** 2 + jnp.imag(spectrum) ** 2
     weighted = jnp.mean(power * _a_weighting_power(n_fft, sample_rate), axis=-1)

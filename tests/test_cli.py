@@ -110,3 +110,4 @@ def test_bench_f0_reports_the_cost_per_second_of_audio(tmp_path, capsys):
     assert main([*args, "--json", str(path)]) == 0
     result = json.loads(path.read_text())
     assert result["seconds_per_audio_second"] > 0 and result["frames_per_second"] > 0
+    assert result["median_error_cents"] <= 10 and result["raw_pitch_accuracy"] >= 0.97

@@ -1,4 +1,4 @@
-"""f0 benchmark: CREPE's CPU (or accelerator) cost per second of audio."""
+"""f0 benchmark: CREPE's cost per second of audio and its accuracy on tones of known pitch."""
 
 from typing import Any
 
@@ -7,18 +7,48 @@ import numpy as np
 from ddsp_jax.benchmarks.common import machine, time_call
 from ddsp_jax.features.f0 import compute_f0
 
+SAMPLE_RATE = 16000
+FRAME_RATE = 250
+VIBRATO_CENTS, VIBRATO_HZ = 20.0, 5.0
+
+
+def vibrato_tones(midi: np.ndarray, seconds: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    """Harmonic tones (7 harmonics, 1/k) with a 5 Hz, ±20-cent vibrato and noise at −50 dB.
+
+    Returns:
+        ``(audio [n, n_samples], f0_hz [n, n_frames])``: the audio and its exact f0 at
+        250 Hz frames (center framing, frame ``j`` at ``j / 250`` s).
+    """
+    t = np.arange(round(seconds * SAMPLE_RATE)) / SAMPLE_RATE
+    frames = np.arange(1 + round(seconds * FRAME_RATE)) / FRAME_RATE
+    rng = np.random.default_rng(0)
+    base = 440.0 * 2.0 ** ((np.asarray(midi) - 69) / 12)
+    audio, f0_hz = [], []
+    for f in base:
+        vibrato = 2.0 ** (VIBRATO_CENTS / 1200 * np.sin(2 * np.pi * VIBRATO_HZ * t))
+        phase = 2 * np.pi * np.cumsum(f * vibrato) / SAMPLE_RATE
+        tone = sum(0.3 / k * np.sin(k * phase) for k in range(1, 8))
+        audio.append(tone + 0.003 * rng.normal(size=t.size))
+        f0_hz.append(f * 2.0 ** (VIBRATO_CENTS / 1200 * np.sin(2 * np.pi * VIBRATO_HZ * frames)))
+    return np.asarray(audio, np.float32), np.asarray(f0_hz)
+
 
 def run(capacity: str = "tiny", seconds: float = 1.0, repeats: int = 3) -> dict[str, Any]:
-    """Time ``compute_f0`` (250 Hz frames, Viterbi) on a ``seconds``-long 16 kHz tone.
+    """Time ``compute_f0`` (250 Hz frames, Viterbi) on ``seconds`` of 16 kHz audio, then
+    measure its accuracy on ``vibrato_tones`` at MIDI 36, 40, ..., 84 (0.5 s each).
 
     Returns:
         ``compile_seconds`` (first call), ``median_seconds``, ``seconds_per_audio_second``,
-        ``frames_per_second`` and ``machine``.
+        ``frames_per_second``; ``median_error_cents``, ``raw_pitch_accuracy`` (fraction of
+        frames within 50 cents) and ``worst_note_median_cents`` (4 edge frames left out);
+        ``machine``.
     """
-    t = np.arange(round(seconds * 16000)) / 16000
+    t = np.arange(round(seconds * SAMPLE_RATE)) / SAMPLE_RATE
     audio = (0.5 * np.sin(2 * np.pi * 220.0 * t)).astype(np.float32)
-    timing = time_call(lambda: compute_f0(audio, 16000, capacity=capacity), repeats=repeats)
-    n_frames = 1 + round(seconds * 250)
+    timing = time_call(lambda: compute_f0(audio, SAMPLE_RATE, capacity=capacity), repeats=repeats)
+    tones, true_f0 = vibrato_tones(np.arange(36, 85, 4))
+    f0_hz, _ = compute_f0(tones, SAMPLE_RATE, FRAME_RATE, capacity=capacity)
+    errors = np.abs(1200.0 * np.log2(f0_hz[:, 4:-4] / true_f0[:, 4:-4]))
     return {
         "benchmark": "f0",
         "capacity": capacity,
@@ -26,6 +56,9 @@ def run(capacity: str = "tiny", seconds: float = 1.0, repeats: int = 3) -> dict[
         "compile_seconds": timing["first_call_seconds"],
         "median_seconds": timing["median_seconds"],
         "seconds_per_audio_second": timing["median_seconds"] / seconds,
-        "frames_per_second": n_frames / timing["median_seconds"],
+        "frames_per_second": (1 + round(seconds * FRAME_RATE)) / timing["median_seconds"],
+        "median_error_cents": float(np.median(errors)),
+        "raw_pitch_accuracy": float(np.mean(errors <= 50.0)),
+        "worst_note_median_cents": float(np.median(errors, axis=1).max()),
         "machine": machine(),
     }

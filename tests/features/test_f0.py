@@ -74,3 +74,14 @@ def test_viterbi_removes_a_single_frame_octave_jump():
     salience[12:, 100], salience[12:, 106] = 0.01, 0.9
     path = np.asarray(viterbi_bins(salience))
     assert path[:11].tolist() == [100] * 11 and path[-5:].tolist() == [106] * 5
+
+
+def test_bad_input_is_refused_before_any_model_runs():
+    with pytest.raises(ValueError, match="NaN"):
+        compute_f0(np.array([0.0, np.nan, 0.0] * 400, np.float32), 16000)
+    with pytest.raises(ValueError, match="with samples"):
+        compute_f0(np.zeros(0, np.float32), 16000)
+    with pytest.raises(ValueError, match="with samples"):
+        compute_f0(np.zeros((1, 2, 100), np.float32), 16000)
+    with pytest.raises(ValueError, match="sample_rate"):
+        compute_f0(np.zeros(100, np.float32), 0)

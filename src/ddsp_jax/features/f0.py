@@ -22,7 +22,7 @@ import numpy as np
 import soxr
 from flax import nnx
 
-from ddsp_jax.core.spectral import frames_at_rate
+from ddsp_jax.core.spectral import frame_starts
 from ddsp_jax.core.validation import check_finite, check_positive_int
 from ddsp_jax.features.torch_weights import WeightsError, crepe_weights_path, load_torch_state_dict
 
@@ -166,14 +166,41 @@ def viterbi_bins(salience: jax.Array) -> jax.Array:
     return jnp.concatenate([path, last[None]])
 
 
-@nnx.jit(static_argnums=(2,))
-def _decode(model: Crepe, frames: jax.Array, viterbi: bool) -> tuple[jax.Array, jax.Array]:
-    batch, n_frames = frames.shape[:2]
-    salience = model(frames.reshape(-1, FRAME_SIZE)).reshape(batch, n_frames, N_BINS)
+@nnx.jit
+def _salience(model: Crepe, frames: jax.Array) -> jax.Array:
+    return model(frames)
+
+
+@functools.partial(jax.jit, static_argnums=(1,))
+def _decode(salience: jax.Array, viterbi: bool) -> tuple[jax.Array, jax.Array]:
+    """Salience ``[batch, n_frames, 360]`` → ``(f0_hz, confidence)``, each ``[batch, n_frames]``."""
     bins = jax.vmap(viterbi_bins)(salience) if viterbi else jnp.argmax(salience, axis=-1)
-    f0_hz = cents_to_hz(_local_average_cents(salience, bins))
-    confidence = jnp.max(salience, axis=-1)
-    return f0_hz, confidence
+    return cents_to_hz(_local_average_cents(salience, bins)), jnp.max(salience, axis=-1)
+
+
+def crepe_salience(
+    model: Crepe, audio: np.ndarray, frame_rate: int, padding: str, chunk_frames: int = 256
+) -> np.ndarray:
+    """CREPE's salience ``[batch, n_frames, 360]`` of 16 kHz audio ``[batch, n_samples]``.
+
+    Frames are cut on the host and run through the network ``chunk_frames`` at a time (the
+    last chunk zero-padded), so memory stays bounded for audio of any length and every
+    chunk reuses one compiled program.
+    """
+    left, starts = frame_starts(audio.shape[-1], FRAME_SIZE, MODEL_SAMPLE_RATE, frame_rate, padding)
+    right = max(0, int(starts[-1]) + FRAME_SIZE - left - audio.shape[-1])
+    padded = np.pad(audio, ((0, 0), (left, right)))
+    offsets = np.arange(FRAME_SIZE)
+    salience = np.empty((len(audio), len(starts), N_BINS), np.float32)
+    for row, signal in enumerate(padded):
+        for first in range(0, len(starts), chunk_frames):
+            chunk = starts[first : first + chunk_frames]
+            frames = np.zeros((chunk_frames, FRAME_SIZE), np.float32)
+            frames[: len(chunk)] = signal[chunk[:, None] + offsets]
+            salience[row, first : first + len(chunk)] = np.asarray(
+                _salience(model, jnp.asarray(frames))
+            )[: len(chunk)]
+    return salience
 
 
 def compute_f0(
@@ -189,7 +216,8 @@ def compute_f0(
 
     The audio is resampled to 16 kHz (soxr, high quality) and cut into 1024-sample frames
     at ``frame_rate`` (``frame_starts``: ``"center"`` puts frame ``i`` at ``i / frame_rate``
-    seconds, as magenta's ``compute_f0``).
+    seconds, as magenta's ``compute_f0``). Audio of any length: the network runs on bounded
+    chunks of frames (``crepe_salience``); Viterbi decodes each row whole.
 
     Args:
         audio: ``[batch, n_samples]`` or ``[n_samples]``.
@@ -218,7 +246,7 @@ def compute_f0(
     audio = np.atleast_2d(audio)
     if sample_rate != MODEL_SAMPLE_RATE:
         audio = np.stack([soxr.resample(a, sample_rate, MODEL_SAMPLE_RATE, "HQ") for a in audio])
-    frames = frames_at_rate(audio, FRAME_SIZE, MODEL_SAMPLE_RATE, frame_rate, padding)
-    f0_hz, confidence = _decode(load_crepe(capacity, weights), frames, viterbi)
+    salience = crepe_salience(load_crepe(capacity, weights), audio, frame_rate, padding)
+    f0_hz, confidence = _decode(jnp.asarray(salience), viterbi)
     f0_hz, confidence = np.asarray(f0_hz), np.asarray(confidence)
     return (f0_hz[0], confidence[0]) if one else (f0_hz, confidence)

@@ -38,12 +38,15 @@ class DataConfig:
     """Where examples come from.
 
     Attributes:
-        source: ``procedural`` or the path of an ``.npz`` with ``audio``, ``f0_hz``,
-            ``loudness_db`` arrays.
+        source: ``procedural``; a dataset folder made by ``ddsp prepare``; ``nsynth:PATH``
+            (an NSynth TFRecord, json/wav tar or folder, prepared into the run folder on
+            first use); or an ``.npz`` with ``audio``, ``f0_hz``, ``loudness_db`` arrays.
         example_seconds: Length of procedural examples (s).
         n_train, n_test: Procedural examples for training and held-out evaluation.
         n_instruments: Procedural instruments.
-        test_fraction: Share of an ``.npz`` held out for evaluation.
+        test_fraction: Share of an ``.npz`` or of NSynth held out for evaluation.
+        f0_model: CREPE capacity (``tiny`` or ``full``) for preparing NSynth.
+        nsynth_subset: ``gansynth`` (acoustic, MIDI 24-84) or ``all``.
     """
 
     source: str = "procedural"
@@ -52,6 +55,8 @@ class DataConfig:
     n_test: int = 8
     n_instruments: int = 1
     test_fraction: float = 0.1
+    f0_model: str = "full"
+    nsynth_subset: str = "gansynth"
 
 
 ENGINES = ("jax", "datarax")

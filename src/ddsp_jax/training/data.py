@@ -1,11 +1,23 @@
-"""Examples for training: procedural notes or an ``.npz``, served by a checkpointable source."""
+"""Examples for training: procedural notes, a prepared dataset (streamed from its shards),
+NSynth (prepared on first use) or an ``.npz``, served by a checkpointable source."""
 
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import numpy as np
 
+from ddsp_jax.data.prepare import (
+    DATASET_FILE,
+    NSYNTH_PREFIX,
+    PrepareConfig,
+    PreparedDataset,
+    prepare,
+    split_columns,
+)
 from ddsp_jax.data.procedural import render_notes
+
+if TYPE_CHECKING:
+    from ddsp_jax.training.config import TrainConfig
 
 REQUIRED_KEYS = ("audio", "f0_hz", "loudness_db")
 Examples = dict[str, np.ndarray]
@@ -22,11 +34,12 @@ class BatchSource(Protocol):
 
 
 class ExampleSource:
-    """Shuffled batches from host (NumPy) arrays, reshuffled every epoch.
+    """Shuffled batches from host arrays, reshuffled every epoch.
 
     The order depends only on ``seed`` and the epoch, and the position is two integers, so a
-    restored source continues exactly where a checkpoint left it. Arrays stay on the host;
-    only batches go to the device.
+    restored source continues exactly where a checkpoint left it. Arrays stay on the host
+    (NumPy arrays, or a prepared dataset's ``Column``s read from disk batch by batch); only
+    batches go to the device.
     """
 
     def __init__(self, examples: Examples, batch_size: int, seed: int) -> None:
@@ -142,9 +155,88 @@ def procedural_examples(
 
 def batch_source(examples: Examples, batch_size: int, seed: int, engine: str) -> BatchSource:
     """The training batches of ``engine``: ``ExampleSource`` for ``"jax"``, a datarax
-    ``Pipeline`` over a ``MemorySource`` for ``"datarax"``."""
+    ``Pipeline`` over a ``MemorySource`` for ``"datarax"`` (which holds the examples in
+    memory, so a prepared dataset is read whole)."""
     if engine == "datarax":
         from ddsp_jax.integrations.datarax import PipelineSource
 
-        return PipelineSource(examples, batch_size, seed)
+        in_memory = {k: np.asarray(v[np.arange(len(v))]) for k, v in examples.items()}
+        return PipelineSource(in_memory, batch_size, seed)
     return ExampleSource(examples, batch_size, seed)
+
+
+MAX_EVAL_EXAMPLES = 64  # Held-out examples of a prepared dataset scored after training.
+
+
+class TrainingData(NamedTuple):
+    train: Examples  # Possibly lazy (``Column``s of a prepared dataset).
+    test: Examples  # In memory.
+    description: str
+
+
+def nsynth_dataset_dir(run_dir: str | Path) -> Path:
+    """Where ``--data nsynth:PATH`` prepares its dataset: inside the run folder."""
+    return Path(run_dir) / "dataset"
+
+
+def load_training_data(config: "TrainConfig", run_dir: str | Path) -> TrainingData:
+    """The examples of ``config.data.source``: ``procedural``, ``nsynth:PATH`` (prepared
+    into the run folder on first use; a resumed run reuses it), a prepared dataset folder,
+    or an ``.npz``.
+
+    Raises:
+        ValueError: For sources that do not exist or do not fit the model (naming them).
+    """
+    data, synth = config.data, config.model.synth
+    source = data.source
+    if source == "procedural":
+        n_samples = round(data.example_seconds * synth.sample_rate)
+        if n_samples != synth.n_samples:
+            raise ValueError(
+                f"data.example_seconds={data.example_seconds} gives {n_samples} samples; the "
+                f"model synthesises {synth.n_samples}."
+            )
+        train, test = procedural_examples(
+            data.n_train,
+            data.n_test,
+            config.seed,
+            data.example_seconds,
+            synth.sample_rate,
+            config.frame_rate,
+            data.n_instruments,
+        )
+        return TrainingData(train, test, f"{data.n_train + data.n_test} procedural notes")
+    if source.startswith(NSYNTH_PREFIX):
+        prepare_config = PrepareConfig(
+            sample_rate=synth.sample_rate,
+            frame_rate=config.frame_rate,
+            example_seconds=synth.n_samples / synth.sample_rate,
+            eval_fraction=data.test_fraction,
+            f0_model=data.f0_model,
+            nsynth_subset=data.nsynth_subset,
+        )
+        directory = nsynth_dataset_dir(run_dir)
+        print(f"Preparing {source} into {directory} (f0 with CREPE {data.f0_model})...")
+        prepare([source], directory, prepare_config)
+        source = str(directory)
+    if (Path(source) / DATASET_FILE).exists() or Path(source).is_dir():
+        dataset = PreparedDataset(source)
+        dataset.check_matches(synth.sample_rate, synth.n_samples, config.frame_rate)
+        names = list(REQUIRED_KEYS)
+        train = split_columns(dataset, "train", names)
+        eval_index = dataset.index("eval")[:MAX_EVAL_EXAMPLES]
+        held_out = "held-out"
+        if len(eval_index) == 0:
+            eval_index, held_out = dataset.index("train")[:MAX_EVAL_EXAMPLES], "training"
+        if len(train["audio"]) == 0:
+            raise ValueError(f"{source}: no training examples (all went to eval).")
+        test = dataset.read(eval_index, names)
+        return TrainingData(
+            train,
+            test,
+            f"{source}: {len(train['audio'])} training examples, loss on {len(eval_index)} "
+            f"{held_out} examples",
+        )
+    examples = load_npz(source, synth.n_samples, config.n_frames)
+    train, test = split(examples, data.test_fraction, config.seed)
+    return TrainingData(train, test, f"{source}: {len(train['audio'])} training examples")

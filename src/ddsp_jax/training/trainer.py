@@ -16,7 +16,7 @@ from ddsp_jax.losses import multi_scale_spectral_loss
 from ddsp_jax.models.autoencoder import Autoencoder
 from ddsp_jax.training.checkpoints import Checkpoints
 from ddsp_jax.training.config import LossConfig, OptimizerConfig, TrainConfig, to_dict
-from ddsp_jax.training.data import BatchSource, Examples
+from ddsp_jax.training.data import BatchSource, Examples, nsynth_dataset_dir
 from ddsp_jax.training.metrics import MetricsLog
 
 CONFIG_FILE = "config.json"
@@ -174,8 +174,11 @@ class Trainer:
             )
         return self._checkpoints
 
-    def start(self, resume: bool) -> None:
-        """Prepare the run folder: a new run needs an empty or missing one."""
+    def check_folder(self, resume: bool) -> None:
+        """Raise ``TrainingError`` unless the run folder can take this run: a resumed run needs
+        its ``config.json`` with the same settings (but ``RESUMABLE_CHANGES``); a new run an
+        empty or missing folder (but for the ``dataset/`` that ``nsynth:`` data is prepared
+        into, which an earlier attempt may have left)."""
         config_path = self.run_dir / CONFIG_FILE
         if resume:
             if not config_path.exists():
@@ -190,15 +193,19 @@ class Trainer:
                     f"cannot resume {self.run_dir}: settings {changed} differ from its "
                     f"{CONFIG_FILE} (only {', '.join(RESUMABLE_CHANGES)} may change)."
                 )
-            config_path.write_text(json.dumps(current, indent=2) + "\n")
-            return
-        if self.run_dir.exists() and any(self.run_dir.iterdir()):
+        elif self.run_dir.exists() and any(
+            p != nsynth_dataset_dir(self.run_dir) for p in self.run_dir.iterdir()
+        ):
             raise TrainingError(
                 f"{self.run_dir} exists and is not empty: pass --resume to continue that run, "
                 "or choose another --out."
             )
+
+    def start(self, resume: bool) -> None:
+        """Check the run folder (``check_folder``) and write the run's ``config.json``."""
+        self.check_folder(resume)
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        config_path.write_text(json.dumps(to_dict(self.config), indent=2) + "\n")
+        (self.run_dir / CONFIG_FILE).write_text(json.dumps(to_dict(self.config), indent=2) + "\n")
 
     def model(self) -> Autoencoder:
         """The current model (a fresh module sharing nothing with the training state)."""

@@ -277,6 +277,55 @@ def _render_soundfont(args: argparse.Namespace, parser: argparse.ArgumentParser)
     return 0
 
 
+def _export(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from ddsp_jax.training.export import ModelError, export_model
+
+    try:
+        out = export_model(args.run, args.out, args.step)
+    except ModelError as error:
+        print(f"ddsp export: error: {error}", file=sys.stderr)
+        return 1
+    print(
+        f"Exported {Path(args.run).resolve()} to {out.resolve()} (model.json, params.msgpack, "
+        "dataset.json)."
+    )
+    return 0
+
+
+def _resynth(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    import numpy as np
+    import soundfile as sf
+
+    from ddsp_jax.data.prepare import UnusableInputError, load_audio
+    from ddsp_jax.features.torch_weights import WeightsError
+    from ddsp_jax.inference import SilentInputError, resynthesize
+    from ddsp_jax.training.export import ModelError, load_model
+
+    try:
+        saved = load_model(args.model)
+        audio, details = load_audio(args.input, None)
+        f0_model = args.f0_model or (saved.statistics or {}).get("f0_model") or "full"
+        rate = details["sample_rate"]
+        try:
+            out, _ = resynthesize(saved, audio, rate, f0_model)
+            message = ""
+        except SilentInputError as error:
+            out, message = np.zeros_like(audio), f" {str(error).capitalize()} Wrote silence."
+    except UnusableInputError as error:
+        print(f"ddsp resynth: error: {args.input}: {error}.", file=sys.stderr)
+        return 1
+    except (ModelError, ValueError, WeightsError) as error:
+        print(f"ddsp resynth: error: {error}", file=sys.stderr)
+        return 1
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    sf.write(args.output, out, rate, subtype="FLOAT")
+    print(
+        f"Resynthesised {args.input} ({len(audio) / rate:.2f} s at {rate} Hz) with "
+        f"{args.model} (step {saved.step}, f0 by CREPE {f0_model}) into {args.output}.{message}"
+    )
+    return 0
+
+
 def _print_table(result: dict) -> None:
     width = max(len(k) for k in result)
     for name, value in result.items():
@@ -427,6 +476,25 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--pitches", type=_int_list, default=list(range(24, 85)))
     render.add_argument("--velocities", type=_int_list, default=[50, 100])
     render.set_defaults(handler=_render_soundfont)
+
+    export = commands.add_parser("export", help="save a training run's model as a model folder")
+    export.add_argument("run", help="training run folder")
+    export.add_argument("--out", required=True, help="model folder to write")
+    export.add_argument("--step", type=int, help="checkpoint step (default: the latest)")
+    export.set_defaults(handler=_export)
+
+    resynth = commands.add_parser(
+        "resynth", help="resynthesise audio with a model (its f0 and loudness, the model's timbre)"
+    )
+    resynth.add_argument("model", help="model folder (ddsp export)")
+    resynth.add_argument("input", help="audio file: any length, rate, mono or stereo")
+    resynth.add_argument("output", help="WAV to write, at the input's sample rate")
+    resynth.add_argument(
+        "--f0-model",
+        choices=["tiny", "full"],
+        help="CREPE size (default: the one that made the training data's f0, else full)",
+    )
+    resynth.set_defaults(handler=_resynth)
 
     bench = commands.add_parser("bench", help="run a benchmark")
     bench.add_argument(

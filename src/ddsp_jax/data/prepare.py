@@ -162,9 +162,10 @@ def find_audio_files(inputs: Sequence[str | Path]) -> list[Path]:
     return list(found)
 
 
-def load_audio(path: str | Path, sample_rate: int) -> tuple[np.ndarray, dict[str, Any]]:
-    """Mono float32 audio ``[n_samples]`` at ``sample_rate`` from any file libsndfile reads
-    (any rate and bit depth; channels averaged; resampled with soxr's high-quality filter).
+def load_audio(path: str | Path, sample_rate: int | None) -> tuple[np.ndarray, dict[str, Any]]:
+    """Mono float32 audio ``[n_samples]`` at ``sample_rate`` (None: the file's) from any file
+    libsndfile reads (any rate and bit depth; channels averaged; resampled with soxr's
+    high-quality filter).
 
     Returns:
         ``(audio, info)``: ``info`` has the file's ``sample_rate``, ``channels``, ``subtype``
@@ -188,7 +189,7 @@ def load_audio(path: str | Path, sample_rate: int) -> tuple[np.ndarray, dict[str
     if not np.all(np.isfinite(audio)):
         raise UnusableInputError("NaN or infinite samples")
     mono = audio.mean(axis=1)
-    if file_rate != sample_rate:
+    if sample_rate is not None and file_rate != sample_rate:
         mono = soxr.resample(mono, file_rate, sample_rate, "HQ").astype(np.float32)
     details = {
         "sample_rate": int(file_rate),
@@ -406,16 +407,16 @@ def _split(shards: list[tuple[str, dict]], eval_fraction: float) -> dict[str, li
     return splits
 
 
-def _statistics(dataset: "PreparedDataset") -> dict[str, Any]:
-    """Loudness and pitch statistics of the training split (all of it when it is small; else
-    a fixed sample of 2000 examples)."""
-    index = dataset.index("train")
-    if len(index) > 2000:
-        index = index[np.random.default_rng(0).choice(len(index), 2000, replace=False)]
-    columns = dataset.read(index, ("f0_hz", "f0_confidence", "loudness_db"))
-    loudness = columns["loudness_db"].ravel()
-    confident = columns["f0_confidence"].ravel() >= CONFIDENT
-    pitch = np.asarray(hz_to_midi(columns["f0_hz"].ravel()[confident]))
+def feature_statistics(
+    f0_hz: np.ndarray, f0_confidence: np.ndarray, loudness_db: np.ndarray
+) -> dict[str, Any]:
+    """What timbre transfer needs of a training set's features (arrays of one shape):
+    loudness quantiles (0-100 %, 101 values; dB) over all frames and over note frames
+    (f0 confidence ≥ ``CONFIDENT``), f0 quantiles and mean pitch (MIDI) over note frames, and
+    the share of note frames. Note-frame figures are None where there are none."""
+    loudness = np.asarray(loudness_db, np.float64).ravel()
+    confident = np.asarray(f0_confidence).ravel() >= CONFIDENT
+    pitch = np.asarray(hz_to_midi(np.asarray(f0_hz, np.float32).ravel()[confident]))
     percent = np.linspace(0.0, 100.0, 101)
     stats: dict[str, Any] = {
         "confidence_threshold": CONFIDENT,
@@ -433,6 +434,16 @@ def _statistics(dataset: "PreparedDataset") -> dict[str, Any]:
         stats["f0_midi_quantiles"] = np.percentile(pitch, percent).round(4).tolist()
         stats["mean_pitch_midi"] = float(np.mean(pitch))
     return stats
+
+
+def _statistics(dataset: "PreparedDataset") -> dict[str, Any]:
+    """``feature_statistics`` of the training split (all of it when it is small; else a fixed
+    sample of 2000 examples)."""
+    index = dataset.index("train")
+    if len(index) > 2000:
+        index = index[np.random.default_rng(0).choice(len(index), 2000, replace=False)]
+    columns = dataset.read(index, ("f0_hz", "f0_confidence", "loudness_db"))
+    return feature_statistics(columns["f0_hz"], columns["f0_confidence"], columns["loudness_db"])
 
 
 def prepare(

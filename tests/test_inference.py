@@ -1,0 +1,150 @@
+"""Model folders (`ddsp export`) and resynthesis (`ddsp resynth`) of any audio."""
+
+import dataclasses
+import json
+
+import jax
+import numpy as np
+import pytest
+import soundfile as sf
+from flax import nnx
+
+from crepe import needs_weights
+from ddsp_jax.cli import main
+from ddsp_jax.data.procedural import render_notes
+from ddsp_jax.inference import extract, resynthesize, synthesize, whole_frames
+from ddsp_jax.training import Trainer
+from ddsp_jax.training.config import DataConfig
+from ddsp_jax.training.data import ExampleSource
+from ddsp_jax.training.export import ModelError, export_model, load_model
+from tiny import tiny_config
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """A tiny model trained for 3 steps, and its export."""
+    root = tmp_path_factory.mktemp("inference")
+    config = tiny_config(
+        steps=3, checkpoint_every=3, data=DataConfig(example_seconds=0.1, n_train=4)
+    )
+    trainer = Trainer(config, root / "run")
+    trainer.start(resume=False)
+    data = render_notes(4, 0, seconds=0.1, n_harmonics=8, room=False)
+    examples = {k: data[k] for k in ("audio", "f0_hz", "loudness_db")}
+    trainer.fit(ExampleSource(examples, 2, 0), progress=False)
+    export_model(root / "run", root / "model")
+    return trainer, examples, root
+
+
+def tone(f0: float, seconds: float, sample_rate: int) -> np.ndarray:
+    t = np.arange(round(seconds * sample_rate)) / sample_rate
+    return sum(0.3 / k * np.sin(2 * np.pi * k * f0 * t) for k in range(1, 5)).astype(np.float32)
+
+
+def test_export_then_load_gives_the_trained_model(run):
+    trainer, examples, root = run
+    saved = load_model(root / "model")
+    assert saved.step == 3 and saved.config == trainer.config
+    loaded = jax.tree.leaves(nnx.state(saved.model, nnx.Param))
+    trained = jax.tree.leaves(trainer.params)
+    assert len(loaded) == len(trained) > 10
+    for a, b in zip(trained, loaded, strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    # Synthesis from the folder equals the in-memory model's (same features, same noise key).
+    batch = {k: examples[k][:1] for k in ("f0_hz", "loudness_db")}
+    expected = trainer.model()(batch, key=jax.random.key(0))["audio_synth"][0]
+    audio = synthesize(saved, batch["f0_hz"][0], batch["loudness_db"][0])
+    np.testing.assert_allclose(audio, np.asarray(expected), atol=1e-6)
+    statistics = saved.statistics
+    assert statistics["f0_model"] is None and len(statistics["loudness_db_quantiles"]) == 101
+    assert 30 < statistics["mean_pitch_midi"] < 90
+
+
+def test_model_folder_errors_name_what_is_missing(run, tmp_path):
+    _, _, root = run
+    with pytest.raises(ModelError, match="no such model folder"):
+        load_model(tmp_path / "nothing")
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "model.json").write_text((root / "model" / "model.json").read_text())
+    with pytest.raises(ModelError, match=r"missing params\.msgpack, dataset\.json"):
+        load_model(broken)
+    (broken / "params.msgpack").write_bytes(b"\x80")
+    (broken / "dataset.json").write_text('{"statistics": null}')
+    with pytest.raises(ModelError, match="does not fit the model"):
+        load_model(broken)
+    info = json.loads((root / "model" / "model.json").read_text())
+    (broken / "model.json").write_text(json.dumps({**info, "version": 99}))
+    with pytest.raises(ModelError, match="version 99"):
+        load_model(broken)
+    with pytest.raises(ModelError, match="not a training run folder"):
+        export_model(tmp_path, tmp_path / "out")
+
+
+@needs_weights
+@pytest.mark.parametrize(("sample_rate", "channels"), [(8000, 1), (44100, 2), (48000, 1)])
+def test_resynth_keeps_the_input_rate_length_and_is_one_pass(run, sample_rate, channels):
+    _, _, root = run
+    saved = load_model(root / "model")
+    audio = tone(330.0, 0.37, sample_rate)
+    if channels == 2:
+        audio = np.stack([audio, 0.5 * audio], axis=1)
+    out, features = resynthesize(saved, audio, sample_rate, f0_model="tiny")
+    assert out.shape == (len(audio),) and np.all(np.isfinite(out))
+    assert np.max(np.abs(out)) > 0
+    n_samples = whole_frames(round(0.37 * 16000), 16000, 250)
+    assert features["f0_hz"].shape == (n_samples // 64,)
+    confident = features["f0_hz"][features["f0_confidence"] > 0.5]
+    assert np.median(np.abs(1200 * np.log2(confident / 330.0))) < 20
+
+
+@needs_weights
+def test_cli_resynth_and_its_bad_input(run, tmp_path, capsys):
+    _, _, root = run
+    model = str(root / "model")
+    sf.write(tmp_path / "in.wav", tone(220.0, 0.5, 22050), 22050)
+    assert (
+        main(
+            [
+                "resynth",
+                model,
+                str(tmp_path / "in.wav"),
+                str(tmp_path / "out.wav"),
+                "--f0-model",
+                "tiny",
+            ]
+        )
+        == 0
+    )
+    out, rate = sf.read(tmp_path / "out.wav")
+    assert rate == 22050 and out.shape == (11025,)
+    assert "Resynthesised" in capsys.readouterr().out
+
+    sf.write(tmp_path / "silent.wav", np.zeros(8000), 16000)
+    assert main(["resynth", model, str(tmp_path / "silent.wav"), str(tmp_path / "s.wav")]) == 0
+    assert "no notes were detected" in capsys.readouterr().out
+    assert not np.any(sf.read(tmp_path / "s.wav")[0])
+
+    (tmp_path / "text.wav").write_text("not audio")
+    assert main(["resynth", model, str(tmp_path / "text.wav"), str(tmp_path / "t.wav")]) == 1
+    assert "text.wav: unreadable audio" in capsys.readouterr().err
+    sf.write(tmp_path / "short.wav", np.full(20, 0.5), 16000)
+    assert main(["resynth", model, str(tmp_path / "short.wav"), str(tmp_path / "t.wav")]) == 1
+    assert "shorter than one frame" in capsys.readouterr().err
+    assert main(["resynth", str(tmp_path), str(tmp_path / "in.wav"), str(tmp_path / "t.wav")]) == 1
+    assert "missing model.json" in capsys.readouterr().err
+
+
+def test_extract_refuses_audio_shorter_than_a_frame(run):
+    _, _, root = run
+    with pytest.raises(ValueError, match="shorter than one frame"):
+        extract(load_model(root / "model"), np.ones(10, np.float32))
+
+
+def test_cli_export(run, tmp_path, capsys):
+    _, _, root = run
+    assert main(["export", str(root / "run"), "--out", str(tmp_path / "m"), "--step", "3"]) == 0
+    assert load_model(tmp_path / "m").step == 3
+    assert main(["export", str(root / "run"), "--out", str(tmp_path / "m2"), "--step", "2"]) == 1
+    assert "ddsp export: error" in capsys.readouterr().err
+    assert dataclasses.is_dataclass(load_model(tmp_path / "m").config)

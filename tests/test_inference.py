@@ -148,3 +148,88 @@ def test_cli_export(run, tmp_path, capsys):
     assert main(["export", str(root / "run"), "--out", str(tmp_path / "m2"), "--step", "2"]) == 1
     assert "ddsp export: error" in capsys.readouterr().err
     assert dataclasses.is_dataclass(load_model(tmp_path / "m").config)
+
+
+def vocal_like(midi: float, seconds: float, sample_rate: int) -> np.ndarray:
+    """A sung vowel /a/: glottal harmonics (−12 dB/octave) under three formants (700, 1220,
+    2600 Hz), a 5.5 Hz vibrato of ±30 cents, 80 ms fades."""
+    t = np.arange(round(seconds * sample_rate)) / sample_rate
+    f0 = 440.0 * 2 ** ((midi - 69 + 0.3 * np.sin(2 * np.pi * 5.5 * t)) / 12)
+    phase = 2 * np.pi * np.cumsum(f0) / sample_rate
+    audio = np.zeros_like(t)
+    for k in range(1, int(sample_rate / 2 / f0.max())):
+        envelope = sum(
+            g * np.exp(-0.5 * ((k * f0 - f) / w) ** 2)
+            for f, w, g in ((700, 130, 1.0), (1220, 140, 0.5), (2600, 250, 0.25))
+        )
+        audio += envelope / k**2 * np.sin(k * phase)
+    fade = np.minimum(1.0, np.minimum(t, seconds - t) / 0.08)
+    return (0.3 * fade * audio / np.max(np.abs(audio))).astype(np.float32)
+
+
+def test_octave_shift_minimises_the_distance_to_the_training_mean():
+    from ddsp_jax.inference import octave_shift
+
+    assert octave_shift(50.0, 75.0) == 24  # 74 is 1 away; 86 would be 11.
+    assert octave_shift(80.0, 60.0) == -24
+    assert octave_shift(60.0, 65.0) == 0
+    assert octave_shift(60.0, 67.0) == 12
+    for mean in (40.0, 55.5, 71.0):
+        shift = octave_shift(mean, 62.0)
+        assert all(abs(mean + shift - 62.0) <= abs(mean + s - 62.0) for s in range(-48, 49, 12))
+
+
+def test_quantile_mapping_takes_the_targets_distribution():
+    from ddsp_jax.inference import quantile_map
+
+    rng = np.random.default_rng(0)
+    values = rng.uniform(-50.0, -20.0, 20000)
+    mask = np.ones_like(values, bool)
+    mask[:100] = False
+    target = np.percentile(rng.uniform(-30.0, -10.0, 20000), np.linspace(0, 100, 101))
+    mapped = quantile_map(values, mask, target)
+    np.testing.assert_allclose(
+        np.percentile(mapped[mask], np.linspace(0, 100, 101)), target, atol=0.3
+    )
+    assert np.all(np.diff(mapped[np.argsort(values)]) >= -1e-6)  # Monotone.
+
+
+def test_adjust_quiets_only_non_note_frames_and_autotunes_notes():
+    from ddsp_jax.inference import adjust
+
+    n = 200
+    confidence = np.where(np.arange(n) < 150, 0.95, 0.1).astype(np.float32)
+    loudness = np.full(n, -30.0, np.float32)
+    midi = 60.2 + 0.3 * np.sin(2 * np.pi * np.arange(n) / 50)  # Whole vibrato cycles.
+    f0_hz = (440 * 2 ** ((midi - 69) / 12)).astype(np.float32)
+    features = {"f0_hz": f0_hz, "f0_confidence": confidence, "loudness_db": loudness}
+    adjusted, report = adjust(features, None, pitch_shift=0.0, loudness_shift=0.0, quiet_db=20.0)
+    assert report["note_frames"] == 150
+    np.testing.assert_allclose(adjusted["loudness_db"][:150], -30.0)
+    np.testing.assert_allclose(adjusted["loudness_db"][150:], -50.0)
+    np.testing.assert_allclose(adjusted["f0_hz"], f0_hz, rtol=1e-5)
+    tuned, _ = adjust(features, None, 12.0, 0.0, quiet_db=0.0, autotune_amount=1.0)
+    tuned_midi = 69 + 12 * np.log2(tuned["f0_hz"] / 440)
+    # The notes land on the input's own tuning (60.2 → 72.2 after an octave); the rest shifts.
+    np.testing.assert_allclose(tuned_midi[:150], 72.2, atol=0.02)
+    np.testing.assert_allclose(tuned_midi[150:], midi[150:] + 12, atol=1e-3)
+    with pytest.raises(ValueError, match="training statistics"):
+        adjust(features, None)
+
+
+@needs_weights
+def test_cli_transfer_of_a_sung_melody(run, tmp_path, capsys):
+    _, _, root = run
+    saved = load_model(root / "model")
+    sf.write(tmp_path / "voice.wav", vocal_like(50.0, 1.0, 44100), 44100)
+    args = ["transfer", str(root / "model"), str(tmp_path / "voice.wav"), str(tmp_path / "o.wav")]
+    args += ["--f0-model", "tiny", "--plot", str(tmp_path / "t.png"), "--autotune", "0.5"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    shift = 12 * round((saved.statistics["mean_pitch_midi"] - 50.0) / 12)
+    assert f"Pitch shift {shift:+g} semitones" in out and "loudness quantile map" in out
+    audio, rate = sf.read(tmp_path / "o.wav")
+    assert rate == 44100 and audio.shape == (44100,) and np.all(np.isfinite(audio))
+    assert (tmp_path / "t.png").stat().st_size > 10000
+    with pytest.raises(SystemExit):
+        main([*args[:4], "--autotune", "2"])

@@ -292,38 +292,87 @@ def _export(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     return 0
 
 
-def _resynth(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+def _shift(text: str) -> float | str:
+    """``auto`` or a number (semitones or dB)."""
+    if text == "auto":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or a number, got {text!r}.") from None
+
+
+def _play(args: argparse.Namespace) -> int:
+    """``ddsp resynth`` and ``ddsp transfer``: audio in, the model's audio out."""
     import numpy as np
     import soundfile as sf
 
     from ddsp_jax.data.prepare import UnusableInputError, load_audio
     from ddsp_jax.features.torch_weights import WeightsError
-    from ddsp_jax.inference import SilentInputError, resynthesize
+    from ddsp_jax.inference import SilentInputError, resynthesize, transfer
     from ddsp_jax.training.export import ModelError, load_model
 
+    command = f"ddsp {args.command}"
+    report = None
     try:
         saved = load_model(args.model)
         audio, details = load_audio(args.input, None)
         f0_model = args.f0_model or (saved.statistics or {}).get("f0_model") or "full"
         rate = details["sample_rate"]
         try:
-            out, _ = resynthesize(saved, audio, rate, f0_model)
+            if args.command == "transfer":
+                out, features, adjusted, report = transfer(
+                    saved,
+                    audio,
+                    rate,
+                    f0_model,
+                    pitch_shift=args.pitch_shift,
+                    loudness_shift=args.loudness_shift,
+                    quiet_db=args.quiet,
+                    autotune_amount=args.autotune,
+                )
+            else:
+                out, _ = resynthesize(saved, audio, rate, f0_model)
             message = ""
         except SilentInputError as error:
             out, message = np.zeros_like(audio), f" {str(error).capitalize()} Wrote silence."
     except UnusableInputError as error:
-        print(f"ddsp resynth: error: {args.input}: {error}.", file=sys.stderr)
+        print(f"{command}: error: {args.input}: {error}.", file=sys.stderr)
         return 1
     except (ModelError, ValueError, WeightsError) as error:
-        print(f"ddsp resynth: error: {error}", file=sys.stderr)
+        print(f"{command}: error: {error}", file=sys.stderr)
         return 1
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     sf.write(args.output, out, rate, subtype="FLOAT")
+    verb = "Transferred" if args.command == "transfer" else "Resynthesised"
     print(
-        f"Resynthesised {args.input} ({len(audio) / rate:.2f} s at {rate} Hz) with "
+        f"{verb} {args.input} ({len(audio) / rate:.2f} s at {rate} Hz) with "
         f"{args.model} (step {saved.step}, f0 by CREPE {f0_model}) into {args.output}.{message}"
     )
+    if report is not None:
+        loudness = report["loudness_shift_db"]
+        print(
+            f"Pitch shift {report['pitch_shift_semitones']:+g} semitones; loudness "
+            f"{loudness if isinstance(loudness, str) else f'{loudness:+g} dB'}; "
+            f"{report['note_frames']} of {report['n_frames']} frames are notes."
+        )
+        if args.plot:
+            from ddsp_jax import plots
+
+            mono = audio.mean(axis=1) if audio.ndim == 2 else audio
+            plots.transfer(mono, out, rate, features, adjusted, saved.frame_rate, Path(args.plot))
+            print(f"Plot: {Path(args.plot).resolve()}")
     return 0
+
+
+def _resynth(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    return _play(args)
+
+
+def _transfer(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    if not 0.0 <= args.autotune <= 1.0:
+        parser.error(f"--autotune must be in [0, 1], got {args.autotune}.")
+    return _play(args)
 
 
 def _print_table(result: dict) -> None:
@@ -495,6 +544,34 @@ def build_parser() -> argparse.ArgumentParser:
         help="CREPE size (default: the one that made the training data's f0, else full)",
     )
     resynth.set_defaults(handler=_resynth)
+
+    transfer = commands.add_parser(
+        "transfer", help="timbre transfer: play a melody (voice, whistle, ...) with a model"
+    )
+    transfer.add_argument("model", help="model folder (ddsp export)")
+    transfer.add_argument("input", help="audio file: any length, rate, mono or stereo")
+    transfer.add_argument("output", help="WAV to write, at the input's sample rate")
+    transfer.add_argument(
+        "--pitch-shift",
+        type=_shift,
+        default="auto",
+        help="semitones, or auto: whole octaves toward the training data's mean pitch",
+    )
+    transfer.add_argument(
+        "--loudness-shift",
+        type=_shift,
+        default="auto",
+        help="dB, or auto: map the notes' loudness quantiles onto the training data's",
+    )
+    transfer.add_argument(
+        "--quiet", type=float, default=20.0, help="dB to lower frames that are not notes"
+    )
+    transfer.add_argument(
+        "--autotune", type=float, default=0.0, help="0-1: pull f0 toward the nearest semitone"
+    )
+    transfer.add_argument("--plot", help="also write a figure: spectrograms, f0 and loudness")
+    transfer.add_argument("--f0-model", choices=["tiny", "full"], help="CREPE size")
+    transfer.set_defaults(handler=_transfer)
 
     bench = commands.add_parser("bench", help="run a benchmark")
     bench.add_argument(

@@ -1,14 +1,18 @@
-"""Inference with a saved model: resynthesis of audio of any length, rate and channel count."""
+"""Inference with a saved model: resynthesis and timbre transfer of audio of any length, rate
+and channel count."""
 
 import dataclasses
 import math
+from collections.abc import Sequence
+from typing import Any
 
 import jax
 import numpy as np
 import soxr
 from flax import nnx
 
-from ddsp_jax.data.prepare import SILENCE_PEAK
+from ddsp_jax.core.units import DB_RANGE, hz_to_midi, midi_to_hz
+from ddsp_jax.data.prepare import SILENCE_PEAK, note_frames
 from ddsp_jax.features.extract import compute_features
 from ddsp_jax.models.autoencoder import Autoencoder
 from ddsp_jax.training.export import SavedModel
@@ -83,6 +87,16 @@ def resynthesize(
         SilentInputError: For audio without sound (peak below −80 dBFS).
         ValueError: For audio shorter than one frame or with NaN/inf.
     """
+    at_model_rate, n_samples = _at_model_rate(saved, audio, sample_rate)
+    features = extract(saved, at_model_rate, f0_model)
+    out = synthesize(saved, features["f0_hz"], features["loudness_db"])
+    return _at_input_rate(saved, out, sample_rate, n_samples), features
+
+
+def _at_model_rate(
+    saved: SavedModel, audio: np.ndarray, sample_rate: int
+) -> tuple[np.ndarray, int]:
+    """Mono ``audio`` at the model's sample rate, and the input's length (samples)."""
     audio = np.asarray(audio, np.float32)
     if audio.ndim == 2:
         audio = audio.mean(axis=1)
@@ -90,13 +104,142 @@ def resynthesize(
         raise ValueError("the audio has NaN or infinite samples.")
     if audio.size == 0 or np.max(np.abs(audio)) < SILENCE_PEAK:
         raise SilentInputError("the audio is silent: no notes were detected.")
-    model_rate = saved.sample_rate
-    at_model_rate = audio
-    if sample_rate != model_rate:
-        at_model_rate = soxr.resample(audio, sample_rate, model_rate, "HQ").astype(np.float32)
+    if sample_rate != saved.sample_rate:
+        return soxr.resample(audio, sample_rate, saved.sample_rate, "HQ").astype(np.float32), len(
+            audio
+        )
+    return audio, len(audio)
+
+
+def _at_input_rate(
+    saved: SavedModel, out: np.ndarray, sample_rate: int, n_samples: int
+) -> np.ndarray:
+    """Synthesis at the model's rate → ``n_samples`` at ``sample_rate``."""
+    if sample_rate != saved.sample_rate:
+        out = soxr.resample(out, saved.sample_rate, sample_rate, "HQ")
+    return np.pad(out, (0, max(0, n_samples - len(out))))[:n_samples].astype(np.float32)
+
+
+# ----------------------------------------------------------------------------------------------
+# Timbre transfer: magenta's adjustments of the conditioning toward the training data.
+# ----------------------------------------------------------------------------------------------
+def octave_shift(mean_pitch: float, target_mean_pitch: float) -> int:
+    """The whole-octave shift (semitones) that brings ``mean_pitch`` closest to
+    ``target_mean_pitch`` (MIDI)."""
+    return 12 * round((target_mean_pitch - mean_pitch) / 12.0)
+
+
+def quantile_map(
+    values: np.ndarray, mask: np.ndarray, target_quantiles: Sequence[float]
+) -> np.ndarray:
+    """Map ``values`` so that those under ``mask`` take the distribution whose quantiles
+    (0-100 %, evenly spaced) are ``target_quantiles``: each value goes to the target quantile
+    of its rank among the masked values (a monotone map, applied to every value; values
+    beyond the masked range take the target's extremes)."""
+    target = np.asarray(target_quantiles, np.float64)
+    percent = np.linspace(0.0, 100.0, len(target))
+    source = np.percentile(np.asarray(values, np.float64)[mask], percent)
+    # Ties in the source quantiles (e.g. many frames at the floor) would make interp ambiguous.
+    source = source + np.arange(len(source)) * 1e-9
+    return np.interp(values, source, target).astype(np.float32)
+
+
+def autotune(f0_midi: np.ndarray, mask: np.ndarray, amount: float) -> np.ndarray:
+    """Pull pitch toward the nearest semitone by ``amount`` (0: unchanged, 1: on the
+    semitone), in the input's own tuning (the circular mean offset from 12-TET over
+    ``mask``'s frames, as magenta's ``get_tuning_factor``), on ``mask``'s frames only."""
+    f0_midi = np.asarray(f0_midi, np.float64)
+    if not 0.0 <= amount <= 1.0:
+        raise ValueError(f"autotune amount must be in [0, 1], got {amount}.")
+    if amount == 0.0 or not np.any(mask):
+        return f0_midi.astype(np.float32)
+    angle = 2 * np.pi * f0_midi[mask]
+    tuning = np.angle(np.mean(np.exp(1j * angle))) / (2 * np.pi)  # Semitones, in [-0.5, 0.5).
+    target = np.round(f0_midi - tuning) + tuning
+    tuned = np.where(mask, f0_midi + amount * (target - f0_midi), f0_midi)
+    return tuned.astype(np.float32)
+
+
+def adjust(
+    features: dict[str, np.ndarray],
+    statistics: dict[str, Any] | None,
+    pitch_shift: float | str = "auto",
+    loudness_shift: float | str = "auto",
+    quiet_db: float = 20.0,
+    autotune_amount: float = 0.0,
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """magenta's timbre-transfer adjustments of ``features`` (``f0_hz``, ``f0_confidence``,
+    ``loudness_db``, each ``[n_frames]``) toward the model's training ``statistics``.
+
+    ``pitch_shift``: semitones, or ``"auto"``: the whole octaves that bring the mean pitch of
+    the note frames closest to the training mean pitch. ``loudness_shift``: dB, or
+    ``"auto"``: quantile mapping of the note frames' loudness onto the training note
+    loudness. Frames that are not notes are then lowered by ``quiet_db``; ``autotune_amount``
+    pulls the note frames' pitch toward semitones.
+
+    Returns:
+        ``(adjusted features, report)``: the report gives the shifts applied and the number
+        of note frames.
+
+    Raises:
+        ValueError: For ``"auto"`` without statistics, or a bad setting.
+    """
+    loudness = np.asarray(features["loudness_db"], np.float32)
+    f0_midi = np.asarray(hz_to_midi(features["f0_hz"]), np.float64)
+    mask = note_frames(features["f0_confidence"], loudness)
+    auto = [
+        name for name, v in (("pitch", pitch_shift), ("loudness", loudness_shift)) if v == "auto"
+    ]
+    if auto and (statistics is None or statistics.get("mean_pitch_midi") is None):
+        raise ValueError(
+            f"automatic {' and '.join(auto)} shift needs the model's training statistics, and "
+            "this model has none with pitched frames: give the shifts in semitones and dB."
+        )
+    report: dict[str, Any] = {"note_frames": int(mask.sum()), "n_frames": len(mask)}
+    if pitch_shift == "auto":
+        pitch_shift = (
+            octave_shift(float(np.mean(f0_midi[mask])), statistics["mean_pitch_midi"])
+            if mask.any()
+            else 0
+        )
+    report["pitch_shift_semitones"] = float(pitch_shift)
+    f0_midi = autotune(f0_midi, mask, autotune_amount) + float(pitch_shift)
+    if loudness_shift == "auto":
+        report["loudness_shift_db"] = "quantile map"
+        if mask.any():
+            loudness = quantile_map(loudness, mask, statistics["note_loudness_db_quantiles"])
+    else:
+        report["loudness_shift_db"] = float(loudness_shift)
+        loudness = loudness + float(loudness_shift)
+    loudness = np.where(mask, loudness, loudness - quiet_db)
+    adjusted = {
+        "f0_hz": np.asarray(midi_to_hz(f0_midi), np.float32),
+        "f0_confidence": np.asarray(features["f0_confidence"], np.float32),
+        "loudness_db": np.maximum(loudness, -DB_RANGE).astype(np.float32),
+    }
+    return adjusted, report
+
+
+def transfer(
+    saved: SavedModel,
+    audio: np.ndarray,
+    sample_rate: int,
+    f0_model: str = "full",
+    **adjustments: Any,
+) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, np.ndarray], dict[str, Any]]:
+    """Timbre transfer: ``audio`` (any rate, mono or stereo) played by the model, its
+    features adjusted by ``adjust(**adjustments)``.
+
+    Returns:
+        ``(audio [n_samples] at sample_rate, features, adjusted features, report)``.
+
+    Raises:
+        SilentInputError: For silent audio; ValueError for audio shorter than a frame.
+    """
+    at_model_rate, n_samples = _at_model_rate(saved, audio, sample_rate)
     features = extract(saved, at_model_rate, f0_model)
-    out = synthesize(saved, features["f0_hz"], features["loudness_db"])
-    if sample_rate != model_rate:
-        out = soxr.resample(out, model_rate, sample_rate, "HQ")
-    out = np.pad(out, (0, max(0, len(audio) - len(out))))[: len(audio)]
-    return out.astype(np.float32), features
+    adjusted, report = adjust(features, saved.statistics, **adjustments)
+    if report["note_frames"] == 0:
+        raise SilentInputError("no notes were detected (no confidently pitched frames).")
+    out = synthesize(saved, adjusted["f0_hz"], adjusted["loudness_db"])
+    return _at_input_rate(saved, out, sample_rate, n_samples), features, adjusted, report

@@ -115,3 +115,34 @@ def learned_parameters(
     for ax in axes:
         ax.grid(alpha=0.3)
     return _save(fig, path)
+
+
+def transfer(
+    audio_in: np.ndarray,
+    audio_out: np.ndarray,
+    sample_rate: int,
+    features: dict[str, np.ndarray],
+    adjusted: dict[str, np.ndarray],
+    frame_rate: int,
+    path: Path,
+) -> Path:
+    """Timbre transfer: input and output spectrograms, and the f0 (MIDI, on confidently
+    pitched frames) and loudness curves before and after adjustment."""
+    fig, axes = plt.subplots(2, 2, figsize=(14, 7.5))
+    _specgram(axes[0, 0], audio_in, sample_rate)
+    axes[0, 0].set_title("input")
+    _specgram(axes[0, 1], audio_out, sample_rate)
+    axes[0, 1].set_title("output")
+    time = np.arange(len(features["f0_hz"])) / frame_rate
+    pitched = features["f0_confidence"] >= 0.85
+    for name, curves in (("before", features), ("after", adjusted)):
+        f0_midi = 69.0 + 12.0 * np.log2(np.maximum(curves["f0_hz"], 1e-3) / 440.0)
+        axes[1, 0].plot(time, np.where(pitched, f0_midi, np.nan), lw=1, label=name)
+        axes[1, 1].plot(time, curves["loudness_db"], lw=1, label=name)
+    axes[1, 0].set_ylabel("f0 (MIDI, confident frames)")
+    axes[1, 1].set_ylabel("loudness (dB)")
+    for ax in axes[1]:
+        ax.set_xlabel("time (s)")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    return _save(fig, path)

@@ -233,3 +233,102 @@ def test_cli_transfer_of_a_sung_melody(run, tmp_path, capsys):
     assert (tmp_path / "t.png").stat().st_size > 10000
     with pytest.raises(SystemExit):
         main([*args[:4], "--autotune", "2"])
+
+
+def test_f0_loudness_metrics_are_zero_on_identical_features_and_catch_mismatches():
+    from ddsp_jax.training.evaluate import example_metrics, summarize
+
+    n = 100
+    original = {
+        "f0_hz": np.full(n, 220.0),
+        "f0_confidence": np.where(np.arange(n) < 80, 0.95, 0.2),
+        "loudness_db": np.linspace(-40.0, -20.0, n),
+    }
+    same = example_metrics(original, original)
+    assert same == {
+        "loudness_l1_db": 0.0,
+        "f0_l1_cents": 0.0,
+        "raw_pitch_accuracy": 1.0,
+        "outlier": False,
+    }
+    sharp = {
+        **original,
+        "f0_hz": np.full(n, 220.0 * 2 ** (30 / 1200)),
+        "loudness_db": original["loudness_db"] + 3,
+    }
+    off = example_metrics(original, sharp)
+    assert off["f0_l1_cents"] == pytest.approx(30.0) and off["raw_pitch_accuracy"] == 1.0
+    assert off["loudness_l1_db"] == pytest.approx(3.0)
+    wrong = example_metrics(original, {**original, "f0_hz": np.full(n, 220.0 * 2.5)})
+    assert wrong["outlier"] and wrong["raw_pitch_accuracy"] == 0.0
+    unpitched = example_metrics({**original, "f0_confidence": np.zeros(n)}, original)
+    assert unpitched["f0_l1_cents"] is None
+    summary = summarize([same, off, wrong, unpitched])
+    assert summary["n_pitched"] == 3 and summary["f0_outlier_ratio"] == pytest.approx(1 / 3)
+    assert summary["f0_l1_cents"] == pytest.approx(15.0)  # Outliers left out.
+    assert summary["loudness_l1_db"] == pytest.approx(0.75)
+
+
+@needs_weights
+def test_resynthesis_metrics_of_audio_against_itself_and_another_instrument():
+    from ddsp_jax.features.extract import compute_features
+    from ddsp_jax.training.evaluate import resynthesis_metrics
+
+    config = tiny_config()
+    t = np.arange(1600 * 4) / 16000
+    clarinet = sum(0.4 / k * np.sin(2 * np.pi * k * 220 * t) for k in (1, 3, 5, 7))
+    other = 0.05 * np.sin(2 * np.pi * 330 * t)  # Another pitch, 18 dB quieter.
+    audio = np.stack([clarinet, clarinet]).astype(np.float32)
+    original = {k: v[:, :100] for k, v in compute_features(audio, 16000, 250, "tiny").items()}
+    itself, _ = resynthesis_metrics(config, audio, original, "tiny")
+    assert itself["loudness_l1_db"] == 0.0 and itself["f0_l1_cents"] == 0.0
+    assert itself["raw_pitch_accuracy"] == 1.0
+    mismatched = np.stack([other, other]).astype(np.float32)
+    worse, _ = resynthesis_metrics(config, mismatched, original, "tiny")
+    assert worse["loudness_l1_db"] > 10.0 and worse["raw_pitch_accuracy"] < 0.1
+
+
+@needs_weights
+def test_cli_eval_writes_metrics_and_a_figure(run, tmp_path, capsys):
+    from ddsp_jax.data.prepare import PrepareConfig, prepare
+
+    _, _, root = run
+    for i, f0 in enumerate((220.0, 330.0)):
+        sf.write(tmp_path / f"{i}.wav", tone(f0, 1.0, 16000), 16000)
+    config = PrepareConfig(f0_model="tiny", example_seconds=0.1, hop_seconds=0.1)
+    prepare([tmp_path / "0.wav", tmp_path / "1.wav"], tmp_path / "ds", config, progress=False)
+    args = [
+        "eval",
+        str(root / "model"),
+        "--data",
+        str(tmp_path / "ds"),
+        "--out",
+        str(tmp_path / "e"),
+    ]
+    assert main([*args, "--max-examples", "6"]) == 0
+    out = capsys.readouterr().out
+    assert "spectral loss, untrained" in out and "raw pitch accuracy" in out
+    metrics = json.loads((tmp_path / "e" / "metrics.json").read_text())
+    assert metrics["n_examples"] == 6 and len(metrics["per_example"]) == 6
+    for key in ("spectral_loss", "untrained_spectral_loss", "loudness_l1_db"):
+        assert np.isfinite(metrics[key])
+    assert (tmp_path / "e" / "resynthesis.png").exists()
+    # A training run folder works too; a dataset for another model size does not.
+    assert (
+        main(
+            [
+                "eval",
+                str(root / "run"),
+                "--data",
+                str(tmp_path / "ds"),
+                "--out",
+                str(tmp_path / "r"),
+            ]
+        )
+        == 0
+    )
+    capsys.readouterr()
+    other = PrepareConfig(f0_model="tiny", example_seconds=0.2, hop_seconds=0.2)
+    prepare([tmp_path / "0.wav"], tmp_path / "ds2", other, progress=False)
+    assert main(["eval", str(root / "model"), "--data", str(tmp_path / "ds2")]) == 1
+    assert "example samples 3200 (the model needs 1600)" in capsys.readouterr().err

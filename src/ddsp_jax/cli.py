@@ -168,6 +168,7 @@ def _train_config(args: argparse.Namespace) -> Any:
 def _train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from ddsp_jax.features.torch_weights import WeightsError
     from ddsp_jax.training import data as datasets
+    from ddsp_jax.training.evaluate import HeldOutEvaluation
     from ddsp_jax.training.trainer import Trainer, TrainingError
 
     try:
@@ -184,7 +185,7 @@ def _train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         if args.resume:
             step = trainer.restore(source)
             print(f"Resuming {Path(args.out).resolve()} from step {step}.")
-        trainer.fit(source)
+        trainer.fit(source, evaluation=HeldOutEvaluation(config, test))
         loss = trainer.evaluate(test)
         trainer.close()
     except (ValueError, TrainingError, ImportError, WeightsError) as error:
@@ -362,6 +363,49 @@ def _play(args: argparse.Namespace) -> int:
             mono = audio.mean(axis=1) if audio.ndim == 2 else audio
             plots.transfer(mono, out, rate, features, adjusted, saved.frame_rate, Path(args.plot))
             print(f"Plot: {Path(args.plot).resolve()}")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from ddsp_jax import plots
+    from ddsp_jax.features.torch_weights import WeightsError
+    from ddsp_jax.training.evaluate import evaluate_model
+    from ddsp_jax.training.export import ModelError, load_model_or_run
+
+    if args.max_examples <= 0:
+        parser.error(f"--max-examples must be positive, got {args.max_examples}.")
+    try:
+        saved = load_model_or_run(args.model)
+        result, audio, examples = evaluate_model(saved, args.data, args.max_examples, args.f0_model)
+    except (ModelError, ValueError, WeightsError) as error:
+        print(f"ddsp eval: error: {error}", file=sys.stderr)
+        return 1
+    out = Path(args.out) if args.out else Path(args.model) / "eval"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "metrics.json").write_text(json.dumps(result, indent=1) + "\n")
+    n_plot = min(3, len(audio))
+    plots.resynthesis(
+        examples["audio"][:n_plot], audio[:n_plot], saved.sample_rate, out / "resynthesis.png"
+    )
+
+    def show(value: float | None, unit: str = "") -> str:
+        return "n/a (no pitched examples)" if value is None else f"{value:.4g}{unit}"
+
+    print(
+        f"ddsp eval: {args.model} (step {result['step']}) on {result['n_examples']} held-out "
+        f"examples of {args.data} (f0 by CREPE {result['f0_model']}):"
+    )
+    rows = {
+        "spectral loss": show(result["spectral_loss"]),
+        "spectral loss, untrained": show(result["untrained_spectral_loss"]),
+        "loudness L1": show(result["loudness_l1_db"], " dB"),
+        "f0 L1 (confident frames)": show(result["f0_l1_cents"], " cents"),
+        "f0 outlier ratio": show(result["f0_outlier_ratio"]),
+        "raw pitch accuracy (50 cents)": show(result["raw_pitch_accuracy"]),
+    }
+    for name, value in rows.items():
+        print(f"  {name:<32} {value}")
+    print(f"Wrote {(out / 'metrics.json').resolve()} and resynthesis.png.")
     return 0
 
 
@@ -544,6 +588,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="CREPE size (default: the one that made the training data's f0, else full)",
     )
     resynth.set_defaults(handler=_resynth)
+
+    evaluate = commands.add_parser(
+        "eval", help="evaluate a model's resynthesis on held-out data (spectral, f0, loudness)"
+    )
+    evaluate.add_argument("model", help="model folder (ddsp export) or training run folder")
+    evaluate.add_argument("--data", required=True, help="dataset folder made by ddsp prepare")
+    evaluate.add_argument("--out", help="folder for metrics.json and the figure (MODEL/eval)")
+    evaluate.add_argument("--max-examples", type=int, default=64, help="held-out examples used")
+    evaluate.add_argument(
+        "--f0-model", choices=["tiny", "full"], help="CREPE size (default: the dataset's)"
+    )
+    evaluate.set_defaults(handler=_evaluate)
 
     transfer = commands.add_parser(
         "transfer", help="timbre transfer: play a melody (voice, whistle, ...) with a model"

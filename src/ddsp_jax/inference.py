@@ -6,7 +6,6 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-import jax
 import numpy as np
 import soxr
 from flax import nnx
@@ -14,7 +13,7 @@ from flax import nnx
 from ddsp_jax.core.units import DB_RANGE, hz_to_midi, midi_to_hz
 from ddsp_jax.data.prepare import SILENCE_PEAK, note_frames
 from ddsp_jax.features.extract import compute_features
-from ddsp_jax.models.autoencoder import Autoencoder
+from ddsp_jax.models.autoencoder import Autoencoder, render
 from ddsp_jax.training.export import SavedModel
 
 
@@ -34,12 +33,6 @@ def whole_frames(n_samples: int, sample_rate: int, frame_rate: int) -> int:
     """The fewest samples ≥ ``n_samples`` that hold a whole number of frames."""
     unit = sample_rate // math.gcd(sample_rate, frame_rate)
     return -(-n_samples // unit) * unit
-
-
-@nnx.jit
-def _synthesize(model: Autoencoder, f0_hz: jax.Array, loudness_db: jax.Array) -> jax.Array:
-    batch = {"f0_hz": f0_hz, "loudness_db": loudness_db}
-    return model(batch, key=jax.random.key(0))["audio_synth"]
 
 
 def extract(saved: SavedModel, audio: np.ndarray, f0_model: str = "full") -> dict[str, np.ndarray]:
@@ -69,7 +62,7 @@ def synthesize(saved: SavedModel, f0_hz: np.ndarray, loudness_db: np.ndarray) ->
     whole input, so there are no chunk boundaries)."""
     n_samples = len(f0_hz) * saved.sample_rate // saved.frame_rate
     model = model_for_length(saved, n_samples)
-    audio = _synthesize(model, np.asarray(f0_hz)[None], np.asarray(loudness_db)[None])
+    audio = render(model, np.asarray(f0_hz)[None], np.asarray(loudness_db)[None])
     return np.asarray(audio[0])
 
 

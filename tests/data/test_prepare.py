@@ -255,7 +255,11 @@ def test_cli_prepares_then_trains_on_nsynth_and_on_a_folder(tmp_path, capsys):
     for name in set(BAD) - {"short.wav"}:
         assert name in out
     args = ["train", "--config", str(tmp_path / "tiny.json"), "--out", str(tmp_path / "run2")]
+    args += ["--set", "eval_every=2", "--set", "eval_f0_model=tiny"]
     assert main([*args, "--data", str(tmp_path / "ds")]) == 0
+    logged = [json.loads(line) for line in (tmp_path / "run2" / "metrics.jsonl").open()]
+    assert [r["step"] for r in logged if "eval_raw_pitch_accuracy" in r] == [2, 4]
+    assert all(np.isfinite(r["eval_loudness_l1_db"]) for r in logged if "eval_loss" in r)
     n_train = json.loads((tmp_path / "ds" / "dataset.json").read_text())["n_examples"]["train"]
     assert f"{n_train} training examples" in capsys.readouterr().out
     assert main(["prepare", str(tmp_path / "in" / "text.wav"), "--out", str(tmp_path / "x")]) == 1

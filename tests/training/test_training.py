@@ -232,3 +232,26 @@ def test_npz_validation_names_the_file_and_problem(tmp_path):
     (tmp_path / "text.npz").write_text("not a zip")
     with pytest.raises(ValueError, match=r"text\.npz: cannot read"):
         load_npz(tmp_path / "text.npz", 1600, 25)
+
+
+def test_held_out_evaluation_is_logged_every_n_steps(tmp_path):
+    from ddsp_jax.training.evaluate import HeldOutEvaluation
+
+    config = tiny_config(steps=4, eval_every=2)
+    trainer = Trainer(config, tmp_path / "run")
+    trainer.start(resume=False)
+    held_out = notes(2, seed=1)
+    history = trainer.fit(
+        ExampleSource(notes(4), 2, 0),
+        progress=False,
+        evaluation=HeldOutEvaluation(config, held_out),
+    )
+    evaluated = [r["step"] for r in history if "eval_loss" in r]
+    assert evaluated == [2, 4]
+    last = history[-1]
+    assert last["eval_loss"] == pytest.approx(trainer.evaluate(held_out), rel=1e-5)
+    assert np.isfinite(last["eval_loudness_l1_db"]) and "eval_f0_l1_cents" not in last
+    logged = read_metrics(tmp_path / "run")
+    assert [r["step"] for r in logged if "eval_loss" in r] == [2, 4]
+    with pytest.raises(ValueError, match="eval_f0_model"):
+        tiny_config(eval_f0_model="large")

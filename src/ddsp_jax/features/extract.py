@@ -21,24 +21,25 @@ def compute_features(
     audio: np.ndarray,
     sample_rate: int,
     frame_rate: int = 250,
-    f0_model: str = "full",
+    f0_model: str | None = "full",
     loudness_n_fft: int = LOUDNESS_N_FFT,
 ) -> dict[str, np.ndarray]:
     """f0 (Hz), its confidence in [0, 1] and loudness (dB) of ``audio`` ``[batch, n_samples]``.
 
     Frames are centred (frame ``i`` at ``i / frame_rate`` s), so there are
     ``1 + n_samples * frame_rate // sample_rate`` of them; f0 by CREPE (``f0_model``: ``"tiny"``
-    or ``"full"``) with Viterbi decoding, loudness by ``compute_loudness``.
+    or ``"full"``; None: loudness only) with Viterbi decoding, loudness by
+    ``compute_loudness``.
 
     Returns:
         ``{"f0_hz", "f0_confidence", "loudness_db"}``, each ``[batch, n_frames]`` float32.
     """
-    f0_hz, confidence = compute_f0(audio, sample_rate, frame_rate, capacity=f0_model)
     loudness = np.asarray(
         _loudness(np.asarray(audio, np.float32), sample_rate, frame_rate, loudness_n_fft)
     )
-    return {
-        "f0_hz": np.asarray(f0_hz, np.float32),
-        "f0_confidence": np.asarray(confidence, np.float32),
-        "loudness_db": loudness.astype(np.float32),
-    }
+    features = {"loudness_db": loudness.astype(np.float32)}
+    if f0_model is not None:
+        f0_hz, confidence = compute_f0(audio, sample_rate, frame_rate, capacity=f0_model)
+        features["f0_hz"] = np.asarray(f0_hz, np.float32)
+        features["f0_confidence"] = np.asarray(confidence, np.float32)
+    return features

@@ -91,3 +91,11 @@ class Autoencoder(nnx.Module):
         signals = self.synthesize(controls, key=key)
         parts = {name: signals[name] for name in ("harmonic", "noise") if name in signals}
         return {"audio_synth": signals["audio"], "controls": controls, **parts}
+
+
+@nnx.jit
+def render(model: Autoencoder, f0_hz: jax.Array, loudness_db: jax.Array) -> jax.Array:
+    """The model's audio ``[batch, n_samples]`` for conditioning ``[batch, n_frames]`` (f0 in
+    Hz, loudness in dB), compiled, with a fixed noise key so that it repeats exactly."""
+    batch = {"f0_hz": f0_hz, "loudness_db": loudness_db}
+    return model(batch, key=jax.random.key(0))["audio_synth"]

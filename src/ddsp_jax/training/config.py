@@ -78,6 +78,10 @@ class TrainConfig:
     keep_checkpoints: int = 3
     max_nonfinite_steps: int = 10
     tensorboard: bool = True  # Also write TensorBoard event files, if tensorboardX is installed.
+    # Every eval_every steps (0: never) `ddsp train` logs the held-out spectral loss and the
+    # resynthesis's loudness L1; with eval_f0_model ("tiny" or "full") also its f0 metrics.
+    eval_every: int = 0
+    eval_f0_model: str | None = None
     # "jax": batches from an in-memory source, synthesis by ProcessorGraph. "datarax" (needs
     # the extra): the original system's path, a datarax Pipeline over a MemorySource feeding
     # the datarax operator graph (ddsp_jax.integrations.datarax).
@@ -88,6 +92,12 @@ class TrainConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value <= 0:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+        if self.eval_every < 0:
+            raise ValueError(f"eval_every must be >= 0, got {self.eval_every}.")
+        if self.eval_f0_model not in (None, "tiny", "full"):
+            raise ValueError(
+                f"eval_f0_model must be tiny, full or null, got {self.eval_f0_model!r}."
+            )
         if self.engine not in ENGINES:
             raise ValueError(f"engine must be one of {ENGINES}, got {self.engine!r}.")
         synth = self.model.synth

@@ -82,14 +82,14 @@ def training_statistics(config: TrainConfig, run_dir: str | Path) -> dict[str, A
     return {**statistics, "f0_model": None}
 
 
-def export_model(run_dir: str | Path, out: str | Path, step: int | None = None) -> Path:
-    """Write the model of training run ``run_dir`` at ``step`` (default: its latest
-    checkpoint) as a model folder ``out``.
+def model_of_run(run_dir: str | Path, step: int | None = None) -> SavedModel:
+    """The model of training run ``run_dir`` at ``step`` (default: its latest checkpoint),
+    with its training data's statistics, as if exported and loaded.
 
     Raises:
         ModelError: When ``run_dir`` is not a run folder or has no such checkpoint.
     """
-    run_dir, out = Path(run_dir), Path(out)
+    run_dir = Path(run_dir)
     config_path = run_dir / CONFIG_FILE
     if not config_path.exists():
         raise ModelError(f"{run_dir}: not a training run folder (no {CONFIG_FILE}).")
@@ -101,8 +101,23 @@ def export_model(run_dir: str | Path, out: str | Path, step: int | None = None) 
         raise ModelError(f"{run_dir}: {error}") from error
     finally:
         trainer.close()
-    save_model(trainer.model(), config, training_statistics(config, run_dir), out, step, run_dir)
-    return out
+    return SavedModel(trainer.model(), config, training_statistics(config, run_dir), step, run_dir)
+
+
+def export_model(run_dir: str | Path, out: str | Path, step: int | None = None) -> Path:
+    """Write the model of training run ``run_dir`` at ``step`` (default: its latest
+    checkpoint) as a model folder ``out`` (see ``model_of_run``)."""
+    saved = model_of_run(run_dir, step)
+    save_model(saved.model, saved.config, saved.statistics, out, saved.step, run_dir)
+    return Path(out)
+
+
+def load_model_or_run(path: str | Path) -> SavedModel:
+    """A model folder (``load_model``) or a training run's latest model (``model_of_run``)."""
+    path = Path(path)
+    if (path / CONFIG_FILE).exists() and not (path / MODEL_FILE).exists():
+        return model_of_run(path)
+    return load_model(path)
 
 
 def save_model(

@@ -3,6 +3,7 @@
 import functools
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +22,8 @@ from ddsp_jax.training.metrics import MetricsLog
 
 CONFIG_FILE = "config.json"
 CHECKPOINT_DIR = "checkpoints"
-# Settings a resumed run may change: neither alters the result of a step.
-RESUMABLE_CHANGES = ("steps", "tensorboard")
+# Settings a resumed run may change: none alters the result of a step.
+RESUMABLE_CHANGES = ("steps", "tensorboard", "eval_every", "eval_f0_model")
 
 
 class TrainingError(RuntimeError):
@@ -49,6 +50,15 @@ def spectral_loss(
         logmag_weight=config.logmag_weight,
         loudness_weight=config.loudness_weight,
         sample_rate=sample_rate,
+    )
+
+
+def example_spectral_losses(
+    config: LossConfig, sample_rate: int, targets: jax.Array, audio: jax.Array
+) -> jax.Array:
+    """The training loss of each example ``[batch]`` of ``audio`` ``[batch, n_samples]``."""
+    return jax.vmap(lambda t, a: spectral_loss(config, sample_rate, t[None], a[None]))(
+        targets, audio
     )
 
 
@@ -104,10 +114,7 @@ def _evaluate(
     (fixed noise key)."""
     model = nnx.merge(graphdef, params, rest)
     audio = model(batch, key=jax.random.key(0))["audio_synth"]
-    losses = jax.vmap(lambda t, a: spectral_loss(loss_config, sample_rate, t[None], a[None]))(
-        batch["audio"], audio
-    )
-    return audio, losses
+    return audio, example_spectral_losses(loss_config, sample_rate, batch["audio"], audio)
 
 
 def model_class_of(engine: str) -> type[Autoencoder]:
@@ -241,8 +248,11 @@ class Trainer:
         source: BatchSource,
         until_step: int | None = None,
         progress: bool = True,
+        evaluation: Callable[["Trainer"], dict[str, float]] | None = None,
     ) -> list[dict[str, Any]]:
-        """Train until ``until_step`` (default: ``config.steps``), checkpointing on the way.
+        """Train until ``until_step`` (default: ``config.steps``), checkpointing on the way,
+        and every ``config.eval_every`` steps adding ``evaluation(self)``'s metrics (e.g.
+        ``evaluate.HeldOutEvaluation``) to that step's record.
 
         Returns:
             The metrics of every step taken (also appended to ``metrics.jsonl``).
@@ -280,6 +290,10 @@ class Trainer:
                 else:
                     nonfinite_in_a_row = 0
                     self.step += 1
+                every = self.config.eval_every
+                if evaluation is not None and finite and every and self.step % every == 0:
+                    record.update(evaluation(self))
+                    last_time = time.perf_counter()  # Steps/s counts training only.
                 log.write(record)
                 history.append(record)
                 if bar is not None:

@@ -23,6 +23,7 @@ a training one.
 import dataclasses
 import glob
 import hashlib
+import itertools
 import json
 import os
 import shutil
@@ -227,8 +228,11 @@ def chunk_bounds(n_samples: int, config: PrepareConfig) -> list[tuple[int, int]]
     return [(start, stop) for start, stop in zip(starts, [*starts[1:], n_samples], strict=True)]
 
 
-def _features_of_chunks(chunks: list[np.ndarray], config: PrepareConfig) -> list[dict]:
-    """Features of each chunk, chunks of equal length computed in batches."""
+def _features_of_chunks(
+    chunks: list[np.ndarray], config: PrepareConfig, advance: Callable[[float], Any]
+) -> list[dict]:
+    """Features of each chunk, chunks of equal length computed in batches; ``advance`` is
+    told the seconds of audio done after each batch."""
     out: list[dict] = [{}] * len(chunks)
     by_length: dict[int, list[int]] = {}
     for index, chunk in enumerate(chunks):
@@ -245,6 +249,7 @@ def _features_of_chunks(chunks: list[np.ndarray], config: PrepareConfig) -> list
             )
             for row, index in enumerate(batch):
                 out[index] = {name: values[row] for name, values in features.items()}
+            advance(sum(len(chunks[i]) for i in batch) / config.sample_rate)
     return out
 
 
@@ -265,12 +270,14 @@ def _windows(
 
 
 def examples_of_chunks(
-    chunks: list[np.ndarray], config: PrepareConfig
+    chunks: list[np.ndarray],
+    config: PrepareConfig,
+    advance: Callable[[float], Any] = lambda seconds: None,
 ) -> tuple[dict[str, np.ndarray], list[tuple[int, int]]]:
     """Examples ``{audio [n, example_samples], f0_hz / f0_confidence / loudness_db [n,
     example_frames]}`` of chunks (each at least one example long), and each chunk's
     ``(first, stop)`` example range."""
-    features = _features_of_chunks(chunks, config)
+    features = _features_of_chunks(chunks, config, advance)
     parts = [_windows(c, f, config) for c, f in zip(chunks, features, strict=True)]
     ranges, first = [], 0
     for part in parts:
@@ -292,6 +299,7 @@ class Unit:
 
     key: str
     name: str
+    seconds: float  # Of audio, as far as known before loading (for progress).
     load: Callable[[], tuple[list[np.ndarray], list[dict], dict[str, Any]]]
 
 
@@ -314,7 +322,11 @@ def _file_unit(path: Path, config: PrepareConfig) -> Unit:
         chunks = [audio[a:b] for a, b in chunk_bounds(len(audio), config)]
         return chunks, [], details
 
-    return Unit(_key(_file_identity(path), config), str(path), load)
+    try:
+        seconds = sf.info(str(path)).duration
+    except (sf.LibsndfileError, RuntimeError):
+        seconds = 0.0
+    return Unit(_key(_file_identity(path), config), str(path), seconds, load)
 
 
 def _nsynth_units(path: Path, config: PrepareConfig) -> Iterator[Unit]:
@@ -351,6 +363,7 @@ def _nsynth_units(path: Path, config: PrepareConfig) -> Iterator[Unit]:
         yield Unit(
             _key({**identity, "group": group, "subset": config.nsynth_subset}, config),
             f"{path} notes {group * NOTES_PER_SHARD}-{group * NOTES_PER_SHARD + len(batch) - 1}",
+            sum(len(n.audio) / n.sample_rate for n in batch),
             load,
         )
         group += 1
@@ -494,23 +507,26 @@ def prepare(
         shutil.rmtree(partial, ignore_errors=True)
     shards: list[tuple[str, dict]] = []
     skipped: list[dict[str, str]] = []
-    n_files = sum(not str(i).startswith(NSYNTH_PREFIX) for i in inputs)
-    bar = _progress(progress, None if n_files < len(inputs) else len(find_audio_files(inputs)))
+    nsynth = [i for i in inputs if str(i).startswith(NSYNTH_PREFIX)]
+    files = [i for i in inputs if not str(i).startswith(NSYNTH_PREFIX)]
+    units = list(units_of(files, config)) if files else []
+    bar = _progress(progress, None if nsynth else sum(unit.seconds for unit in units))
     seconds = examples = 0
     try:
-        for unit in units_of(inputs, config):
+        for unit in itertools.chain(units, units_of(nsynth, config)):
             directory = shard_root / unit.key
             done = directory / "shard.json"
             if done.exists():
                 info = json.loads(done.read_text())
+                bar.update(info["seconds"])
             else:
                 try:
                     chunks, skipped_parts, details = unit.load()
                 except UnusableInputError as reason:
                     skipped.append({"input": unit.name, "reason": str(reason)})
-                    bar.update(1)
+                    bar.update(unit.seconds)
                     continue
-                arrays, ranges = examples_of_chunks(chunks, config)
+                arrays, ranges = examples_of_chunks(chunks, config, bar.update)
                 info = {
                     "input": unit.name,
                     "n_examples": len(arrays["audio"]),
@@ -524,8 +540,7 @@ def prepare(
             shards.append((unit.key, info))
             seconds += info["seconds"]
             examples += info["n_examples"]
-            bar.set_postfix(audio=f"{seconds:.0f} s", examples=examples, skipped=len(skipped))
-            bar.update(1)
+            bar.set_postfix(inputs=len(shards), examples=examples, skipped=len(skipped))
     finally:
         bar.close()
     if not shards:
@@ -553,10 +568,19 @@ def prepare(
     return summary
 
 
-def _progress(enabled: bool, total: int | None) -> Any:
+def _progress(enabled: bool, total: float | None) -> Any:
+    """A bar in seconds of audio (its rate: seconds of audio per second)."""
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, unit="input", desc="prepare", dynamic_ncols=True, disable=not enabled)
+    return tqdm(
+        total=total,
+        unit="s",
+        desc="prepare (audio)",
+        dynamic_ncols=True,
+        disable=not enabled,
+        bar_format="{l_bar}{bar}| {n:.0f}/{total_fmt} s "
+        "[{elapsed}<{remaining}, {rate_fmt}{postfix}]",
+    )
 
 
 # ----------------------------------------------------------------------------------------------

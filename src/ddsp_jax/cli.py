@@ -465,6 +465,18 @@ def _bench(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     return 0
 
 
+def _add_play_arguments(parser: argparse.ArgumentParser) -> None:
+    """What ``resynth`` and ``transfer`` share: model, input, output, CREPE size."""
+    parser.add_argument("model", help="model folder (ddsp export)")
+    parser.add_argument("input", help="audio file: any length, rate, mono or stereo")
+    parser.add_argument("output", help="WAV to write, at the input's sample rate")
+    parser.add_argument(
+        "--f0-model",
+        choices=["tiny", "full"],
+        help="CREPE size (default: the one that made the training data's f0, else full)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ddsp", description="Differentiable Digital Signal Processing in JAX."
@@ -579,14 +591,7 @@ def build_parser() -> argparse.ArgumentParser:
     resynth = commands.add_parser(
         "resynth", help="resynthesise audio with a model (its f0 and loudness, the model's timbre)"
     )
-    resynth.add_argument("model", help="model folder (ddsp export)")
-    resynth.add_argument("input", help="audio file: any length, rate, mono or stereo")
-    resynth.add_argument("output", help="WAV to write, at the input's sample rate")
-    resynth.add_argument(
-        "--f0-model",
-        choices=["tiny", "full"],
-        help="CREPE size (default: the one that made the training data's f0, else full)",
-    )
+    _add_play_arguments(resynth)
     resynth.set_defaults(handler=_resynth)
 
     evaluate = commands.add_parser(
@@ -604,9 +609,7 @@ def build_parser() -> argparse.ArgumentParser:
     transfer = commands.add_parser(
         "transfer", help="timbre transfer: play a melody (voice, whistle, ...) with a model"
     )
-    transfer.add_argument("model", help="model folder (ddsp export)")
-    transfer.add_argument("input", help="audio file: any length, rate, mono or stereo")
-    transfer.add_argument("output", help="WAV to write, at the input's sample rate")
+    _add_play_arguments(transfer)
     transfer.add_argument(
         "--pitch-shift",
         type=_shift,
@@ -626,7 +629,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--autotune", type=float, default=0.0, help="0-1: pull f0 toward the nearest semitone"
     )
     transfer.add_argument("--plot", help="also write a figure: spectrograms, f0 and loudness")
-    transfer.add_argument("--f0-model", choices=["tiny", "full"], help="CREPE size")
     transfer.set_defaults(handler=_transfer)
 
     bench = commands.add_parser("bench", help="run a benchmark")

@@ -20,7 +20,7 @@ from ddsp_jax.core.units import exp_sigmoid
 from ddsp_jax.models.autoencoder import Autoencoder, preprocess
 from ddsp_jax.processors.effects import ExpDecayReverb, Reverb
 from ddsp_jax.training.config import PRESETS, TrainConfig
-from ddsp_jax.training.data import batch_source, procedural_examples
+from ddsp_jax.training.data import batch_source, procedural_split
 from ddsp_jax.training.trainer import Trainer, model_class_of
 
 SUMMARY_FILE = "summary.json"
@@ -116,15 +116,7 @@ def run_demo(
         f"Rendering {data.n_train} training and {data.n_test} held-out procedural notes "
         f"({data.example_seconds:g} s at {synth.sample_rate} Hz)..."
     )
-    train, test = procedural_examples(
-        data.n_train,
-        data.n_test,
-        config.seed,
-        data.example_seconds,
-        synth.sample_rate,
-        config.frame_rate,
-        data.n_instruments,
-    )
+    train, test = procedural_split(config)
     trainer = Trainer(config, out / "run")
     trainer.start(resume=False)
     loss_untrained = trainer.evaluate(test)

@@ -153,6 +153,20 @@ def procedural_examples(
     return train, test
 
 
+def procedural_split(config: "TrainConfig") -> tuple[Examples, Examples]:
+    """The training and held-out procedural notes that ``config.data`` describes."""
+    data, synth = config.data, config.model.synth
+    return procedural_examples(
+        data.n_train,
+        data.n_test,
+        config.seed,
+        data.example_seconds,
+        synth.sample_rate,
+        config.frame_rate,
+        data.n_instruments,
+    )
+
+
 def batch_source(examples: Examples, batch_size: int, seed: int, engine: str) -> BatchSource:
     """The training batches of ``engine``: ``ExampleSource`` for ``"jax"``, a datarax
     ``Pipeline`` over a ``MemorySource`` for ``"datarax"`` (which holds the examples in
@@ -196,15 +210,7 @@ def load_training_data(config: "TrainConfig", run_dir: str | Path) -> TrainingDa
                 f"data.example_seconds={data.example_seconds} gives {n_samples} samples; the "
                 f"model synthesises {synth.n_samples}."
             )
-        train, test = procedural_examples(
-            data.n_train,
-            data.n_test,
-            config.seed,
-            data.example_seconds,
-            synth.sample_rate,
-            config.frame_rate,
-            data.n_instruments,
-        )
+        train, test = procedural_split(config)
         return TrainingData(train, test, f"{data.n_train + data.n_test} procedural notes")
     if source.startswith(NSYNTH_PREFIX):
         prepare_config = PrepareConfig(

@@ -21,7 +21,7 @@ from flax import nnx, serialization
 from ddsp_jax.data.prepare import DATASET_FILE, NSYNTH_PREFIX, PreparedDataset, feature_statistics
 from ddsp_jax.models.autoencoder import Autoencoder
 from ddsp_jax.training.config import TrainConfig, from_dict, to_dict
-from ddsp_jax.training.data import load_npz, nsynth_dataset_dir, procedural_examples
+from ddsp_jax.training.data import load_npz, nsynth_dataset_dir, procedural_split
 from ddsp_jax.training.trainer import CONFIG_FILE, Trainer, TrainingError
 
 FORMAT = "ddsp-jax model"
@@ -66,15 +66,7 @@ def training_statistics(config: TrainConfig, run_dir: str | Path) -> dict[str, A
         dataset = PreparedDataset(source)
         return {**dataset.info["statistics"], "f0_model": dataset.config.f0_model}
     if source == "procedural":
-        examples, _ = procedural_examples(
-            data.n_train,
-            0,
-            config.seed,
-            data.example_seconds,
-            synth.sample_rate,
-            config.frame_rate,
-            data.n_instruments,
-        )
+        examples, _ = procedural_split(config)
     else:
         examples = load_npz(source, synth.n_samples, config.n_frames)
     f0_hz = examples["f0_hz"]

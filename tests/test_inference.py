@@ -11,7 +11,7 @@ from flax import nnx
 
 from crepe import needs_weights
 from ddsp_jax.cli import main
-from ddsp_jax.data.procedural import render_notes
+from ddsp_jax.data.procedural import render_notes, sung_melody
 from ddsp_jax.inference import extract, resynthesize, synthesize, whole_frames
 from ddsp_jax.training import Trainer
 from ddsp_jax.training.config import DataConfig
@@ -150,23 +150,6 @@ def test_cli_export(run, tmp_path, capsys):
     assert dataclasses.is_dataclass(load_model(tmp_path / "m").config)
 
 
-def vocal_like(midi: float, seconds: float, sample_rate: int) -> np.ndarray:
-    """A sung vowel /a/: glottal harmonics (−12 dB/octave) under three formants (700, 1220,
-    2600 Hz), a 5.5 Hz vibrato of ±30 cents, 80 ms fades."""
-    t = np.arange(round(seconds * sample_rate)) / sample_rate
-    f0 = 440.0 * 2 ** ((midi - 69 + 0.3 * np.sin(2 * np.pi * 5.5 * t)) / 12)
-    phase = 2 * np.pi * np.cumsum(f0) / sample_rate
-    audio = np.zeros_like(t)
-    for k in range(1, int(sample_rate / 2 / f0.max())):
-        envelope = sum(
-            g * np.exp(-0.5 * ((k * f0 - f) / w) ** 2)
-            for f, w, g in ((700, 130, 1.0), (1220, 140, 0.5), (2600, 250, 0.25))
-        )
-        audio += envelope / k**2 * np.sin(k * phase)
-    fade = np.minimum(1.0, np.minimum(t, seconds - t) / 0.08)
-    return (0.3 * fade * audio / np.max(np.abs(audio))).astype(np.float32)
-
-
 def test_octave_shift_minimises_the_distance_to_the_training_mean():
     from ddsp_jax.inference import octave_shift
 
@@ -221,12 +204,13 @@ def test_adjust_quiets_only_non_note_frames_and_autotunes_notes():
 def test_cli_transfer_of_a_sung_melody(run, tmp_path, capsys):
     _, _, root = run
     saved = load_model(root / "model")
-    sf.write(tmp_path / "voice.wav", vocal_like(50.0, 1.0, 44100), 44100)
+    voice, _ = sung_melody([50.0, 52.0], 0.5, 44100)
+    sf.write(tmp_path / "voice.wav", voice, 44100)
     args = ["transfer", str(root / "model"), str(tmp_path / "voice.wav"), str(tmp_path / "o.wav")]
     args += ["--f0-model", "tiny", "--plot", str(tmp_path / "t.png"), "--autotune", "0.5"]
     assert main(args) == 0
     out = capsys.readouterr().out
-    shift = 12 * round((saved.statistics["mean_pitch_midi"] - 50.0) / 12)
+    shift = 12 * round((saved.statistics["mean_pitch_midi"] - 51.0) / 12)  # Sung mean: 51.
     assert f"Pitch shift {shift:+g} semitones" in out and "loudness quantile map" in out
     audio, rate = sf.read(tmp_path / "o.wav")
     assert rate == 44100 and audio.shape == (44100,) and np.all(np.isfinite(audio))
@@ -332,3 +316,11 @@ def test_cli_eval_writes_metrics_and_a_figure(run, tmp_path, capsys):
     prepare([tmp_path / "0.wav"], tmp_path / "ds2", other, progress=False)
     assert main(["eval", str(root / "model"), "--data", str(tmp_path / "ds2")]) == 1
     assert "example samples 3200 (the model needs 1600)" in capsys.readouterr().err
+
+
+@needs_weights
+def test_bench_transfer_scores_how_the_output_follows_the_melody(run, capsys):
+    _, _, root = run
+    assert main(["bench", "transfer", "--model", str(root / "model")]) == 0
+    out = capsys.readouterr().out
+    assert "within_50_cents" in out and "pitch_shift_semitones" in out

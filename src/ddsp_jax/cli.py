@@ -452,6 +452,17 @@ def _bench(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         except (WeightsError, SoundFontError) as error:
             print(f"ddsp bench: error: {error}", file=sys.stderr)
             return 1
+    elif args.benchmark == "transfer":
+        from ddsp_jax.benchmarks import transfer
+        from ddsp_jax.training.export import ModelError
+
+        if args.model is None:
+            parser.error("bench transfer needs --model MODEL (a model or run folder).")
+        try:
+            result = transfer.run(args.model, f0_model=args.f0_model)
+        except ModelError as error:
+            print(f"ddsp bench: error: {error}", file=sys.stderr)
+            return 1
     elif args.benchmark == "gru":
         result = gru.run(preset=args.preset, batch_size=args.batch_size, repeats=args.repeats)
     else:
@@ -634,8 +645,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench = commands.add_parser("bench", help="run a benchmark")
     bench.add_argument(
         "benchmark",
-        choices=["synth", "train", "gru", "f0"],
-        help="what to measure (gru: its hand-written backward pass vs autodiff; f0: CREPE)",
+        choices=["synth", "train", "gru", "f0", "transfer"],
+        help="what to measure (gru: its hand-written backward pass vs autodiff; f0: CREPE; "
+        "transfer: how a model's output follows a sung melody's pitch)",
     )
     bench.add_argument(
         "--f0-model", choices=["tiny", "full"], default="tiny", help="f0: CREPE size"
@@ -646,6 +658,7 @@ def build_parser() -> argparse.ArgumentParser:
         const="auto",
         help="f0: also score SoundFont notes (this .sf2, or the installed FluidR3_GM.sf2)",
     )
+    bench.add_argument("--model", help="transfer: model folder or training run folder")
     bench.add_argument("--batch-size", type=int, default=4)
     bench.add_argument("--preset", choices=["quick", "nsynth", "solo"], default="nsynth")
     bench.add_argument(

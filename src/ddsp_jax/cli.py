@@ -567,8 +567,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--f0-model",
         choices=["tiny", "full"],
         default="full",
-        help="CREPE size (full: the paper's, ~23 s per s of audio on a 2-core CPU; tiny ~50x "
-        "faster)",
+        help="CREPE size (full: the paper's, 17-23 s per s of audio on a 2-core CPU; tiny ~0.45 s)",
     )
     prepare.add_argument(
         "--subset", choices=["gansynth", "all"], default="gansynth", help="NSynth notes to keep"

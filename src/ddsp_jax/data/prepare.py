@@ -511,7 +511,7 @@ def prepare(
     files = [i for i in inputs if not str(i).startswith(NSYNTH_PREFIX)]
     units = list(units_of(files, config)) if files else []
     bar = _progress(progress, None if nsynth else sum(unit.seconds for unit in units))
-    seconds = examples = 0
+    examples = 0
     try:
         for unit in itertools.chain(units, units_of(nsynth, config)):
             directory = shard_root / unit.key
@@ -538,7 +538,6 @@ def prepare(
                 _write_shard(directory, arrays, info)
             skipped.extend(info["skipped"])
             shards.append((unit.key, info))
-            seconds += info["seconds"]
             examples += info["n_examples"]
             bar.set_postfix(inputs=len(shards), examples=examples, skipped=len(skipped))
     finally:

@@ -280,3 +280,23 @@ def test_note_frames_fill_short_gaps_only():
     notes = prep.note_frames(confidence, loudness)
     assert notes[0, :250].all() and not notes[0, 250:].any()
     assert notes[1, :100].all() and not notes[1, 100:140].any() and notes[1, 140:250].all()
+
+
+def test_a_streamed_wav_with_placeholder_lengths_is_not_called_truncated(tmp_path):
+    import struct
+
+    sf.write(tmp_path / "s.wav", tone(220.0, 2.0, 16000), 16000, subtype="PCM_16")
+    data = bytearray((tmp_path / "s.wav").read_bytes())
+    # A writer that cannot seek back (a pipe) leaves 0xFFFFFFFF as the RIFF and data lengths.
+    data[4:8] = struct.pack("<I", 0xFFFFFFFF)
+    at = data.find(b"data")
+    data[at + 4 : at + 8] = struct.pack("<I", 0xFFFFFFFF)
+    (tmp_path / "s.wav").write_bytes(bytes(data))
+    audio, details = prep.load_audio(tmp_path / "s.wav", 16000)
+    assert audio.shape == (32000,) and details["seconds"] == 2.0
+    # The same file cut in half is truncated: its stated length is a real one.
+    sf.write(tmp_path / "t.wav", tone(220.0, 2.0, 16000), 16000, subtype="PCM_16")
+    whole = (tmp_path / "t.wav").read_bytes()
+    (tmp_path / "t.wav").write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(prep.UnusableInputError, match="truncated"):
+        prep.load_audio(tmp_path / "t.wav", 16000)

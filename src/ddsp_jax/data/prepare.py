@@ -26,6 +26,7 @@ import hashlib
 import itertools
 import json
 import os
+import re
 import shutil
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -165,6 +166,21 @@ def find_audio_files(inputs: Sequence[str | Path]) -> list[Path]:
     return list(found)
 
 
+# libsndfile's log line for a data chunk whose stated length runs past the end of the file.
+_DATA_LENGTH = re.compile(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
+_UNKNOWN_LENGTH = 0xFFFFFFF0  # Streaming writers (pipes, recorders) put 0xFFFFFFFF here.
+
+
+def _truncated(log: str) -> bool:
+    """Whether libsndfile's header log says the audio data was cut short: its stated length
+    exceeds what the file holds, unless the length is a streaming writer's placeholder."""
+    match = _DATA_LENGTH.search(log)
+    if match is None:
+        return False
+    stated, present = int(match.group(1)), int(match.group(2))
+    return present < stated < _UNKNOWN_LENGTH
+
+
 def load_audio(path: str | Path, sample_rate: int | None) -> tuple[np.ndarray, dict[str, Any]]:
     """Mono float32 audio ``[n_samples]`` at ``sample_rate`` (None: the file's) from any file
     libsndfile reads (any rate and bit depth; channels averaged; resampled with soxr's
@@ -185,7 +201,7 @@ def load_audio(path: str | Path, sample_rate: int | None) -> tuple[np.ndarray, d
             f"unreadable audio ({error}); libsndfile {sf.__libsndfile_version__} reads "
             f"{readable_formats()}"
         ) from error
-    if "should be" in info.extra_info:  # libsndfile's note that a chunk runs past the end.
+    if _truncated(info.extra_info):
         raise UnusableInputError("truncated: the header promises more audio than the file holds")
     if audio.size == 0:
         raise UnusableInputError("no samples")

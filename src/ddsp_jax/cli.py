@@ -431,44 +431,89 @@ def _print_table(result: dict) -> None:
             print(f"  {name:<{width + 12}} {value}")
 
 
-def _bench(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from ddsp_jax.benchmarks import f0, gru, synth, train
+def _run_benchmark(name: str, args: argparse.Namespace) -> dict:
+    """One benchmark's figures; raises ``BenchmarkError`` where it cannot run."""
+    from ddsp_jax.benchmarks import f0, gru, loudness, synth, train
+    from ddsp_jax.benchmarks.common import implementations
 
-    if args.batch_size <= 0 or args.seconds <= 0 or args.repeats <= 0:
-        parser.error("--batch-size, --seconds and --repeats must be positive.")
-    if args.benchmark == "synth":
-        result = synth.run(batch_size=args.batch_size, seconds=args.seconds, repeats=args.repeats)
-    elif args.benchmark == "f0":
+    if name == "synth":
+        return synth.run(
+            batch_size=args.batch_size,
+            seconds=args.seconds,
+            repeats=args.repeats,
+            implementations=implementations(args.impl),
+        )
+    if name == "train":
+        return train.run(
+            preset=args.preset,
+            batch_size=args.batch_size,
+            repeats=args.repeats,
+            implementations=implementations(args.impl),
+            micro_batches=args.micro_batches,
+        )
+    if name == "loudness":
+        return loudness.run(batch_size=args.batch_size, seconds=args.seconds, repeats=args.repeats)
+    if name == "gru":
+        return gru.run(preset=args.preset, batch_size=args.batch_size, repeats=args.repeats)
+    if name == "f0":
         from ddsp_jax.data.soundfont import SoundFontError
         from ddsp_jax.features.torch_weights import WeightsError
 
         try:
-            result = f0.run(
+            return f0.run(
                 capacity=args.f0_model,
                 seconds=args.seconds,
                 repeats=args.repeats,
                 soundfont=args.soundfont,
             )
         except (WeightsError, SoundFontError) as error:
-            print(f"ddsp bench: error: {error}", file=sys.stderr)
-            return 1
-    elif args.benchmark == "transfer":
-        from ddsp_jax.benchmarks import transfer
-        from ddsp_jax.training.export import ModelError
+            raise BenchmarkError(str(error)) from error
+    from ddsp_jax.benchmarks import transfer
+    from ddsp_jax.training.export import ModelError
 
-        if args.model is None:
-            parser.error("bench transfer needs --model MODEL (a model or run folder).")
+    if args.model is None:
+        raise BenchmarkError("bench transfer needs --model MODEL (a model or run folder).")
+    try:
+        return transfer.run(args.model, f0_model=args.f0_model)
+    except ModelError as error:
+        raise BenchmarkError(str(error)) from error
+
+
+class BenchmarkError(RuntimeError):
+    """A benchmark that cannot run here (missing weights, model or SoundFont)."""
+
+
+ALL_BENCHMARKS = ("synth", "train", "loudness", "f0", "gru")
+
+
+def _bench(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    if args.batch_size <= 0 or args.seconds <= 0 or args.repeats <= 0:
+        parser.error("--batch-size, --seconds and --repeats must be positive.")
+    if args.micro_batches <= 0 or args.batch_size % args.micro_batches:
+        parser.error("--micro-batches must be positive and divide --batch-size.")
+    if args.benchmark != "all":
         try:
-            result = transfer.run(args.model, f0_model=args.f0_model)
-        except ModelError as error:
+            result = _run_benchmark(args.benchmark, args)
+        except BenchmarkError as error:
             print(f"ddsp bench: error: {error}", file=sys.stderr)
             return 1
-    elif args.benchmark == "gru":
-        result = gru.run(preset=args.preset, batch_size=args.batch_size, repeats=args.repeats)
+        print(f"ddsp bench {args.benchmark}:")
+        _print_table(result)
     else:
-        result = train.run(preset=args.preset, batch_size=args.batch_size, repeats=args.repeats)
-    print(f"ddsp bench {args.benchmark}:")
-    _print_table(result)
+        from ddsp_jax.benchmarks.common import machine
+
+        result = {}
+        for name in ALL_BENCHMARKS:
+            try:
+                result[name] = _run_benchmark(name, args)
+            except BenchmarkError as error:
+                result[name] = {"error": str(error)}
+            result[name].pop("machine", None)
+            print(f"ddsp bench {name}:")
+            _print_table(result[name])
+        result["machine"] = machine()
+        print("machine:")
+        _print_table(result["machine"])
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
@@ -644,9 +689,17 @@ def build_parser() -> argparse.ArgumentParser:
     bench = commands.add_parser("bench", help="run a benchmark")
     bench.add_argument(
         "benchmark",
-        choices=["synth", "train", "gru", "f0", "transfer"],
+        choices=["synth", "train", "loudness", "f0", "gru", "transfer", "all"],
         help="what to measure (gru: its hand-written backward pass vs autodiff; f0: CREPE; "
-        "transfer: how a model's output follows a sung melody's pitch)",
+        "transfer: how a model's output follows a sung melody's pitch; all: synth, train, "
+        "loudness, f0 and gru in one run)",
+    )
+    bench.add_argument(
+        "--impl",
+        choices=["fast", "reference", "both"],
+        default="fast",
+        help="synth, train: the code path of the hot spots (reference: plain formulations "
+        "differentiated by JAX; both: each in this run, with the speedup)",
     )
     bench.add_argument(
         "--f0-model", choices=["tiny", "full"], default="tiny", help="f0: CREPE size"
@@ -659,9 +712,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("--model", help="transfer: model folder or training run folder")
     bench.add_argument("--batch-size", type=int, default=4)
+    bench.add_argument(
+        "--micro-batches",
+        type=int,
+        default=1,
+        help="train: split each batch into this many micro-batches (gradients averaged)",
+    )
     bench.add_argument("--preset", choices=["quick", "nsynth", "solo"], default="nsynth")
     bench.add_argument(
-        "--seconds", type=float, default=4.0, help="synth: audio per example; f0: audio (s)"
+        "--seconds",
+        type=float,
+        default=4.0,
+        help="synth, loudness: audio per example; f0: audio (s)",
     )
     bench.add_argument("--repeats", type=int, default=10, help="timed runs after warm-up")
     bench.add_argument("--json", help="also write the figures to this JSON file")

@@ -8,7 +8,7 @@ import pytest
 
 from ddsp_jax.data.procedural import render_notes
 from ddsp_jax.training import PRESETS, Trainer, TrainingError, read_metrics
-from ddsp_jax.training.config import load, override, to_dict
+from ddsp_jax.training.config import LossConfig, load, override, to_dict
 from ddsp_jax.training.data import ExampleSource, load_npz, split
 from ddsp_jax.training.metrics import TENSORBOARD_DIR, MetricsLog
 from tiny import tiny_config
@@ -255,3 +255,33 @@ def test_held_out_evaluation_is_logged_every_n_steps(tmp_path):
     assert [r["step"] for r in logged if "eval_loss" in r] == [2, 4]
     with pytest.raises(ValueError, match="eval_f0_model"):
         tiny_config(eval_f0_model="large")
+
+
+def test_micro_batches_give_the_full_batch_update(tmp_path):
+    """Gradients averaged over 2 micro-batches of 2 equal the gradient of the batch of 4:
+    the loss is a mean over the batch. The noise synth is silenced (its initial bias puts it
+    ~1e-7 of full scale) because each micro-batch draws its own noise, and the loss is on
+    linear magnitudes only (the log of near-silent bins would still see that noise)."""
+    base = tiny_config(batch_size=4, loss=LossConfig(fft_sizes=(256, 64), logmag_weight=0.0))
+    synth = dataclasses.replace(base.model.synth, noise_initial_bias=-100.0)
+    model = dataclasses.replace(base.model, synth=synth)
+    batch = {
+        key: jax.numpy.asarray(value[:4])
+        for key, value in notes(4, seconds=0.1).items()
+        if key in ("audio", "f0_hz", "loudness_db")
+    }
+    results = []
+    for micro_batches in (1, 2):
+        config = dataclasses.replace(base, model=model, micro_batches=micro_batches)
+        trainer = Trainer(config, tmp_path / f"micro{micro_batches}")
+        params, _, out = trainer.train_step(
+            trainer.params, trainer.rest, trainer.opt_state, batch, np.int32(0)
+        )
+        results.append((float(out["loss"]), float(out["grad_norm"]), jax.tree.leaves(params)))
+    (loss, grad_norm, params), (micro_loss, micro_grad_norm, micro_params) = results
+    np.testing.assert_allclose(micro_loss, loss, rtol=1e-5)
+    np.testing.assert_allclose(micro_grad_norm, grad_norm, rtol=1e-4)
+    for ours, expected in zip(micro_params, params, strict=True):
+        np.testing.assert_allclose(ours, expected, rtol=1e-4, atol=1e-6)
+    with pytest.raises(ValueError, match="multiple of micro_batches"):
+        dataclasses.replace(base, micro_batches=3)

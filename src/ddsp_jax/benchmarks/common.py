@@ -16,27 +16,47 @@ def block(tree: Any) -> Any:
     return jax.block_until_ready(tree)
 
 
+def time_calls(
+    fns: dict[str, Callable[[], Any]], repeats: int, warmup: int = 1
+) -> dict[str, dict[str, float]]:
+    """``time_call`` for several functions, their timed calls interleaved (one of each in
+    turn), so that a shared machine's drift affects all alike and ratios stay fair.
+
+    Returns:
+        Per name: ``first_call_seconds`` (includes compilation), ``median_seconds``,
+        ``min_seconds``.
+    """
+    first = {}
+    for name, fn in fns.items():
+        start = time.perf_counter()
+        block(fn())
+        first[name] = time.perf_counter() - start
+    for _ in range(warmup - 1):
+        for fn in fns.values():
+            block(fn())
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            block(fn())
+            times[name].append(time.perf_counter() - start)
+    return {
+        name: {
+            "first_call_seconds": first[name],
+            "median_seconds": statistics.median(times[name]),
+            "min_seconds": min(times[name]),
+        }
+        for name in fns
+    }
+
+
 def time_call(fn: Callable[[], Any], repeats: int, warmup: int = 1) -> dict[str, float]:
     """Compile-and-first-call time, then the median and minimum of ``repeats`` timed calls.
 
     Returns:
         ``first_call_seconds`` (includes compilation), ``median_seconds``, ``min_seconds``.
     """
-    start = time.perf_counter()
-    block(fn())
-    first = time.perf_counter() - start
-    for _ in range(warmup - 1):
-        block(fn())
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        block(fn())
-        times.append(time.perf_counter() - start)
-    return {
-        "first_call_seconds": first,
-        "median_seconds": statistics.median(times),
-        "min_seconds": min(times),
-    }
+    return time_calls({"": fn}, repeats, warmup)[""]
 
 
 def peak_rss_bytes() -> int:
@@ -61,4 +81,36 @@ def machine() -> dict[str, Any]:
         "device": f"{device.platform}: {device.device_kind}",
         "python": platform.python_version(),
         "xla_flags": os.environ.get("XLA_FLAGS", ""),
+    }
+
+
+def implementations(choice: str) -> tuple[str, ...]:
+    """The code paths to time for ``--impl``: ``fast``, ``reference``, or ``both``."""
+    return ("reference", "fast") if choice == "both" else (choice,)
+
+
+def on_implementation(implementation: str, fn: Callable[[], Any]) -> Callable[[], Any]:
+    """``fn`` called with the hot spots on ``implementation`` (it matters when ``fn``'s
+    programs are traced: its first call)."""
+    from ddsp_jax.core.implementation import use_implementation
+
+    def call() -> Any:
+        with use_implementation(implementation):  # type: ignore[arg-type]
+            return fn()
+
+    return call
+
+
+def merge_implementations(figures: dict[str, dict[str, Any]], seconds_key: str) -> dict[str, Any]:
+    """One result from per-path figures: the fast path's (or the only one's), with
+    ``implementation``; with both, ``reference`` (its figures) and ``speedup`` (reference
+    over fast ``seconds_key``, timed interleaved in one run)."""
+    if len(figures) == 1:
+        ((name, result),) = figures.items()
+        return {"implementation": name, **result}
+    return {
+        "implementation": "fast",
+        **figures["fast"],
+        "reference": figures["reference"],
+        "speedup": figures["reference"][seconds_key] / figures["fast"][seconds_key],
     }

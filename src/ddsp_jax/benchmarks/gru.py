@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ddsp_jax.benchmarks.common import machine, time_call
-from ddsp_jax.models.decoders import _gru_forward, gru_recurrence
+from ddsp_jax.models.decoders import gru_recurrence, gru_recurrence_reference
 from ddsp_jax.training.config import PRESETS
 
 
@@ -41,7 +41,7 @@ def run(preset: str = "nsynth", batch_size: int = 4, repeats: int = 5) -> dict[s
         "n_frames": n_frames,
         "channels": channels,
     }
-    paths = {"custom_vjp": gru_recurrence, "autodiff": lambda *a: _gru_forward(*a)[:2]}
+    paths = {"custom_vjp": gru_recurrence, "autodiff": gru_recurrence_reference}
     for name, recurrence in paths.items():
         grad = gradient(recurrence)
         timing = time_call(lambda grad=grad: grad(projected, kernel, bias), repeats=repeats)

@@ -1,5 +1,6 @@
 """Synthesis benchmark: harmonic + filtered noise + reverb forward pass, jitted."""
 
+import functools
 from typing import Any
 
 import jax
@@ -7,7 +8,13 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from ddsp_jax.benchmarks.common import machine, peak_rss_bytes, time_call
+from ddsp_jax.benchmarks.common import (
+    machine,
+    merge_implementations,
+    peak_rss_bytes,
+    time_calls,
+)
+from ddsp_jax.core.implementation import use_implementation
 from ddsp_jax.processors import ProcessorGraph, ProcessorGraphConfig
 
 MAGENTA_SECONDS = 0.29  # magenta/ddsp (TF 2.11), 4 × 4 s on the project's 2-core CPU.
@@ -22,8 +29,10 @@ def run(
     n_noise_bands: int = 65,
     reverb_length: int = 16000,
     repeats: int = 10,
+    implementations: tuple[str, ...] = ("fast",),
 ) -> dict[str, Any]:
-    """Time the standard graph's forward pass on random controls.
+    """Time the standard graph's forward pass on random controls, on each code path in
+    ``implementations`` (timed calls interleaved; see ``merge_implementations``).
 
     Returns:
         The settings, ``compile_seconds`` (first call), ``median_seconds``, ``min_seconds``,
@@ -54,27 +63,34 @@ def run(
     }
     graphdef, state = nnx.split(graph)
 
-    @jax.jit
-    def forward(state, controls, key):
-        return nnx.merge(graphdef, state)(controls, key=key)["audio"]
+    @functools.partial(jax.jit, static_argnums=0)
+    def forward(implementation, state, controls, key):
+        # The path is a static argument: a jitted function keeps the path of its trace.
+        with use_implementation(implementation):
+            return nnx.merge(graphdef, state)(controls, key=key)["audio"]
 
     key = jax.random.key(0)
-    timing = time_call(lambda: forward(state, controls, key), repeats=repeats, warmup=2)
-    audio_seconds = batch_size * n_samples / sample_rate
-    real_time_factor = audio_seconds / timing["median_seconds"]
-    return {
-        "benchmark": "synth",
-        "batch_size": batch_size,
-        "seconds": seconds,
-        "sample_rate": sample_rate,
-        "n_harmonics": n_harmonics,
-        "n_noise_bands": n_noise_bands,
-        "reverb_length": reverb_length,
-        "compile_seconds": timing["first_call_seconds"],
-        "median_seconds": timing["median_seconds"],
-        "min_seconds": timing["min_seconds"],
-        "real_time_factor": real_time_factor,
-        "magenta_ratio": real_time_factor / (4 * 4.0 / MAGENTA_SECONDS),
-        "peak_rss_bytes": peak_rss_bytes(),
-        "machine": machine(),
+    paths = {
+        name: functools.partial(forward, name, state, controls, key) for name in implementations
     }
+    timings = time_calls(paths, repeats=repeats, warmup=2)
+    audio_seconds = batch_size * n_samples / sample_rate
+    figures = {}
+    for name, timing in timings.items():
+        real_time_factor = audio_seconds / timing["median_seconds"]
+        figures[name] = {
+            "benchmark": "synth",
+            "batch_size": batch_size,
+            "seconds": seconds,
+            "sample_rate": sample_rate,
+            "n_harmonics": n_harmonics,
+            "n_noise_bands": n_noise_bands,
+            "reverb_length": reverb_length,
+            "compile_seconds": timing["first_call_seconds"],
+            "median_seconds": timing["median_seconds"],
+            "min_seconds": timing["min_seconds"],
+            "real_time_factor": real_time_factor,
+            "magenta_ratio": real_time_factor / (4 * 4.0 / MAGENTA_SECONDS),
+            "peak_rss_bytes": peak_rss_bytes(),
+        }
+    return {**merge_implementations(figures, "median_seconds"), "machine": machine()}

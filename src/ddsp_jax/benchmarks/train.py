@@ -9,7 +9,14 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from ddsp_jax.benchmarks.common import machine, peak_rss_bytes, time_call
+from ddsp_jax.benchmarks.common import (
+    machine,
+    merge_implementations,
+    on_implementation,
+    peak_rss_bytes,
+    time_call,
+    time_calls,
+)
 from ddsp_jax.models.autoencoder import preprocess
 from ddsp_jax.training.config import PRESETS
 from ddsp_jax.training.trainer import Trainer
@@ -32,17 +39,26 @@ def _flops(compiled: Any) -> float:
     return float(analysis.get("flops", float("nan")))
 
 
-def run(preset: str = "nsynth", batch_size: int = 4, repeats: int = 5) -> dict[str, Any]:
-    """Time the train step of ``preset`` at ``batch_size`` on random data.
+def run(
+    preset: str = "nsynth",
+    batch_size: int = 4,
+    repeats: int = 5,
+    implementations: tuple[str, ...] = ("fast",),
+    micro_batches: int = 1,
+) -> dict[str, Any]:
+    """Time the train step of ``preset`` at ``batch_size`` on random data, on each code path
+    in ``implementations`` (timed steps interleaved; see ``merge_implementations``), with the
+    batch split into ``micro_batches`` (see ``TrainConfig.micro_batches``).
 
     Returns:
         ``compile_seconds``, ``step_seconds`` (median), ``examples_per_second``,
-        ``peak_rss_bytes``, ``decoder_flops_per_step`` (forward + backward, from XLA's cost
-        analysis), ``matmul_peak_flops`` (measured in this run), ``roofline_fraction``
-        (decoder FLOPs per second over that peak) and ``machine``.
+        ``peak_rss_bytes``, ``decoder_flops_per_step`` (forward + backward of the fast
+        decoder, from XLA's cost analysis), ``matmul_peak_flops`` (measured in this run),
+        ``roofline_fraction`` (decoder FLOPs per second over that peak) and ``machine``.
     """
-    config = dataclasses.replace(PRESETS[preset], batch_size=batch_size)
-    trainer = Trainer(config, tempfile.mkdtemp(prefix="ddsp-bench-"))
+    config = dataclasses.replace(
+        PRESETS[preset], batch_size=batch_size, micro_batches=micro_batches
+    )
     rng = np.random.default_rng(0)
     n_samples, n_frames = config.model.synth.n_samples, config.n_frames
     batch = {
@@ -50,16 +66,20 @@ def run(preset: str = "nsynth", batch_size: int = 4, repeats: int = 5) -> dict[s
         "f0_hz": jnp.asarray(rng.uniform(100, 400, (batch_size, n_frames)), jnp.float32),
         "loudness_db": jnp.asarray(rng.uniform(-60, -10, (batch_size, n_frames)), jnp.float32),
     }
-    state = {"params": trainer.params, "opt_state": trainer.opt_state, "step": 0}
+    paths = {}
+    for name in implementations:
+        trainer = Trainer(config, tempfile.mkdtemp(prefix="ddsp-bench-"))
+        state = {"params": trainer.params, "opt_state": trainer.opt_state, "step": 0}
 
-    def step() -> Any:
-        state["params"], state["opt_state"], out = trainer.train_step(
-            state["params"], trainer.rest, state["opt_state"], batch, np.int32(state["step"])
-        )
-        state["step"] += 1
-        return out
+        def step(trainer: Trainer = trainer, state: dict = state) -> Any:
+            state["params"], state["opt_state"], out = trainer.train_step(
+                state["params"], trainer.rest, state["opt_state"], batch, np.int32(state["step"])
+            )
+            state["step"] += 1
+            return out
 
-    timing = time_call(step, repeats=repeats, warmup=2)
+        paths[name] = on_implementation(name, step)
+    timings = time_calls(paths, repeats=repeats, warmup=2)
 
     model = trainer.model()
     graphdef, params, rest = nnx.split(model.decoder, nnx.Param, ...)
@@ -71,16 +91,20 @@ def run(preset: str = "nsynth", batch_size: int = 4, repeats: int = 5) -> dict[s
 
     decoder_flops = _flops(jax.jit(jax.grad(decoder_loss)).lower(params).compile())
     peak = matmul_peak_flops()
-    return {
-        "benchmark": "train",
-        "preset": preset,
-        "batch_size": batch_size,
-        "compile_seconds": timing["first_call_seconds"],
-        "step_seconds": timing["median_seconds"],
-        "examples_per_second": batch_size / timing["median_seconds"],
-        "peak_rss_bytes": peak_rss_bytes(),
-        "decoder_flops_per_step": decoder_flops,
-        "matmul_peak_flops": peak,
-        "roofline_fraction": decoder_flops / timing["median_seconds"] / peak,
-        "machine": machine(),
+    figures = {
+        name: {
+            "benchmark": "train",
+            "preset": preset,
+            "batch_size": batch_size,
+            "micro_batches": micro_batches,
+            "compile_seconds": timing["first_call_seconds"],
+            "step_seconds": timing["median_seconds"],
+            "examples_per_second": batch_size / timing["median_seconds"],
+            "peak_rss_bytes": peak_rss_bytes(),
+            "decoder_flops_per_step": decoder_flops,
+            "matmul_peak_flops": peak,
+            "roofline_fraction": decoder_flops / timing["median_seconds"] / peak,
+        }
+        for name, timing in timings.items()
     }
+    return {**merge_implementations(figures, "step_seconds"), "machine": machine()}

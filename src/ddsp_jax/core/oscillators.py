@@ -355,7 +355,7 @@ def _harmonic_sum_reference(
         Audio laid out ``[batch, n_frames, slots]``.
     """
     harmonics = jnp.arange(1, start_cycles.shape[-1] + 1, dtype=jnp.float32)
-    cycles = _wrap(start_cycles[:, :, None, :] + harmonics * within[..., None])
+    cycles = _harmonic_phase(start_cycles, within, harmonics, slots_last=False)
     sines = jnp.where(
         frequency[..., None] * harmonics >= nyquist, 0.0, jnp.sin(2.0 * np.pi * cycles)
     )
@@ -381,6 +381,15 @@ def _harmonic_phase(
     return _wrap(start_cycles[:, :, None, :] + harmonics * within[..., None])
 
 
+def _slot_amplitudes(tap_amplitudes: jax.Array, tap_weights: jax.Array) -> jax.Array:
+    """Every harmonic's interpolated amplitude at every slot ``[batch, n_frames, slots,
+    n_harmonics]`` (left to XLA to fuse into its consumer, not stored)."""
+    return sum(
+        weight[..., None] * taps[:, :, None, :]
+        for taps, weight in zip(tap_amplitudes, tap_weights, strict=True)
+    )
+
+
 def _harmonic_sum_forward(
     start_cycles: jax.Array,
     within: jax.Array,
@@ -391,10 +400,7 @@ def _harmonic_sum_forward(
 ) -> jax.Array:
     harmonics = jnp.arange(1, start_cycles.shape[-1] + 1, dtype=jnp.float32)
     cycles = _harmonic_phase(start_cycles, within, harmonics, slots_last=False)
-    amplitudes = sum(
-        weight[..., None] * taps[:, :, None, :]
-        for taps, weight in zip(tap_amplitudes, tap_weights, strict=True)
-    )
+    amplitudes = _slot_amplitudes(tap_amplitudes, tap_weights)
     below = _below(frequency[..., None] * harmonics, nyquist)
     return jnp.sum(jnp.sin(2.0 * np.pi * cycles) * amplitudes * below, axis=-1)
 
@@ -451,10 +457,7 @@ def _harmonic_sum_bwd(
     d_start = 2.0 * np.pi * jnp.sum(d_sines * jnp.moveaxis(tap_amplitudes, 0, 2), axis=2)
     # Within-frame phase gradient: a sum over harmonics, laid out [b, j, slot, k].
     angle = 2.0 * np.pi * _harmonic_phase(start_cycles, within, harmonics, slots_last=False)
-    amplitudes = sum(
-        weight[..., None] * taps[:, :, None, :]
-        for taps, weight in zip(tap_amplitudes, tap_weights, strict=True)
-    )
+    amplitudes = _slot_amplitudes(tap_amplitudes, tap_weights)
     below = _below(frequency[..., None] * harmonics, nyquist)
     d_within = (2.0 * np.pi * d_audio) * jnp.sum(
         harmonics * jnp.cos(angle) * amplitudes * below, axis=-1

@@ -698,7 +698,8 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["fast", "reference", "both"],
         default="fast",
         help="synth, train: the code path of the hot spots (reference: plain formulations "
-        "differentiated by JAX; both: each in this run, with the speedup)",
+        "differentiated by JAX; both: each in this run, with the speedup; peak RSS then "
+        "covers both, so measure memory with one path)",
     )
     bench.add_argument(
         "--f0-model", choices=["tiny", "full"], default="tiny", help="f0: CREPE size"

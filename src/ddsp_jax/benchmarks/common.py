@@ -104,7 +104,8 @@ def on_implementation(implementation: str, fn: Callable[[], Any]) -> Callable[[]
 def merge_implementations(figures: dict[str, dict[str, Any]], seconds_key: str) -> dict[str, Any]:
     """One result from per-path figures: the fast path's (or the only one's), with
     ``implementation``; with both, ``reference`` (its figures) and ``speedup`` (reference
-    over fast ``seconds_key``, timed interleaved in one run)."""
+    over fast ``seconds_key``, timed interleaved in one run). Each path's ``peak_rss_bytes``
+    is the process's peak so far, so with both it covers both."""
     if len(figures) == 1:
         ((name, result),) = figures.items()
         return {"implementation": name, **result}

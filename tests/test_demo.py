@@ -1,4 +1,9 @@
 import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -52,7 +57,8 @@ def test_datarax_engine_without_the_extra_says_what_to_install(tmp_path, capsys)
     assert not (tmp_path / "demo" / SUMMARY_FILE).exists()
 
 
-def test_train_command_trains_resumes_and_reports_bad_data(tmp_path, capsys):
+def tiny_training_files(tmp_path: Path) -> tuple[Path, Path]:
+    """An npz of six short procedural notes and a TOML shrinking the quick preset's model."""
     from ddsp_jax.data.procedural import render_notes
 
     frame_rate = PRESETS["quick"].frame_rate
@@ -67,6 +73,11 @@ def test_train_command_trains_resumes_and_reports_bad_data(tmp_path, capsys):
         '["noise_magnitudes", 65]]\n'
         "[model.synth]\nn_samples = 1600\nn_harmonics = 8\nreverb_length = 200\n"
     )
+    return data, settings
+
+
+def test_train_command_trains_resumes_and_reports_bad_data(tmp_path, capsys):
+    data, settings = tiny_training_files(tmp_path)
     run = tmp_path / "run"
     args = ["train", "--preset", "quick", "--config", str(settings), "--data", str(data)]
     assert main([*args, "--out", str(run), "--steps", "2", "--batch-size", "2"]) == 0
@@ -85,3 +96,28 @@ def test_train_command_trains_resumes_and_reports_bad_data(tmp_path, capsys):
     args[-1] = str(tmp_path / "bad.npz")
     assert main([*args, "--out", str(tmp_path / "run2"), "--steps", "2"]) == 1
     assert "bad.npz: loudness_db has NaN" in capsys.readouterr().err
+
+
+def test_sigterm_stops_ddsp_train_with_a_checkpoint_that_resumes(tmp_path, capsys):
+    data, settings = tiny_training_files(tmp_path)
+    run = tmp_path / "run"
+    command = [sys.executable, "-m", "ddsp_jax.cli", "train", "--preset", "quick"]
+    command += ["--config", str(settings), "--data", str(data), "--out", str(run)]
+    command += ["--steps", "100000", "--batch-size", "2"]  # checkpoint_every is 2 in the TOML.
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    metrics = run / "metrics.jsonl"
+    deadline = time.monotonic() + 200
+    while not (metrics.exists() and len(metrics.read_text().splitlines()) >= 3):
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 128 + signal.SIGTERM, err
+    steps = [json.loads(line)["step"] for line in metrics.read_text().splitlines()]
+    assert f"Stopped by SIGTERM after step {steps[-1]}, checkpointed" in out
+    assert steps == list(range(1, len(steps) + 1))
+    # The last step is saved whether or not it falls on checkpoint_every.
+    saved = [int(p.name) for p in (run / "checkpoints").iterdir() if p.name.isdigit()]
+    assert max(saved) == steps[-1]
+    assert main(["train", "--out", str(run), "--steps", str(steps[-1] + 1), "--resume"]) == 0
+    assert f"from step {steps[-1]}" in capsys.readouterr().out

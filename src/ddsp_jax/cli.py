@@ -3,6 +3,7 @@
 import argparse
 import json
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -186,6 +187,14 @@ def _train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             step = trainer.restore(source)
             print(f"Resuming {Path(args.out).resolve()} from step {step}.")
         trainer.fit(source, evaluation=HeldOutEvaluation(config, test))
+        if trainer.stopped_by is not None:
+            trainer.close()
+            print(
+                f"Stopped by {signal.Signals(trainer.stopped_by).name} after step "
+                f"{trainer.step}, checkpointed: continue with "
+                f"ddsp train --out {args.out} --resume"
+            )
+            return 128 + trainer.stopped_by
         loss = trainer.evaluate(test)
         trainer.close()
     except (ValueError, TrainingError, ImportError, WeightsError) as error:

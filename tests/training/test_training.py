@@ -1,5 +1,7 @@
 import dataclasses
 import json
+import os
+import signal
 
 import jax
 import numpy as np
@@ -95,6 +97,54 @@ def test_exact_resume_and_checkpoint_round_trip(tmp_path):
     tensorboard_losses = tensorboard_scalars(tmp_path / "resumed")["loss"]
     assert list(tensorboard_losses) == list(range(1, 9))
     np.testing.assert_allclose(list(tensorboard_losses.values()), losses_straight, rtol=1e-6)
+
+
+class SignalOnBatch:
+    """An ``ExampleSource`` that sends this process ``signum`` as it hands out batch ``at``."""
+
+    def __init__(self, source: ExampleSource, at: int, signum: int) -> None:
+        self.source, self.at, self.signum, self.count = source, at, signum, 0
+
+    def next_batch(self) -> dict[str, np.ndarray]:
+        self.count += 1
+        if self.count == self.at:
+            os.kill(os.getpid(), self.signum)
+        return self.source.next_batch()
+
+    def state(self) -> dict:
+        return self.source.state()
+
+    def restore(self, state: dict) -> None:
+        self.source.restore(state)
+
+
+def test_ctrl_c_stops_after_the_step_in_flight_and_checkpoints_it(tmp_path):
+    signum = signal.SIGINT  # SIGTERM, the same path, is sent to a real process in test_demo.
+    config = tiny_config(steps=6, checkpoint_every=100)
+    examples = notes(6)
+    straight = Trainer(config, tmp_path / "straight")
+    straight.start(resume=False)
+    losses_straight = [
+        h["loss"] for h in straight.fit(ExampleSource(examples, 2, 0), progress=False)
+    ]
+
+    stopped = Trainer(config, tmp_path / "stopped")
+    stopped.start(resume=False)
+    handler_before = signal.getsignal(signum)
+    first_part = stopped.fit(SignalOnBatch(ExampleSource(examples, 2, 0), 3, signum))
+    assert stopped.stopped_by == signum
+    assert stopped.step == 3 and len(first_part) == 3  # The step in flight completes.
+    assert stopped.checkpoints.all_steps() == [3]  # Saved although checkpoint_every is 100.
+    assert signal.getsignal(signum) is handler_before
+    stopped.close()
+
+    resumed = Trainer(config, tmp_path / "stopped")
+    resumed.start(resume=True)
+    source = ExampleSource(examples, 2, 0)
+    assert resumed.restore(source) == 3
+    rest = resumed.fit(source, progress=False)
+    assert resumed.stopped_by is None
+    assert [h["loss"] for h in first_part + rest] == losses_straight  # Nothing lost.
 
 
 def test_metrics_of_a_killed_run_are_replaced_on_resume(tmp_path):

@@ -1,9 +1,12 @@
 """The training loop: one jitted step, checkpoints, exact resume, metrics and progress."""
 
+import contextlib
 import functools
 import json
+import signal
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +31,29 @@ RESUMABLE_CHANGES = ("steps", "tensorboard", "eval_every", "eval_f0_model")
 
 class TrainingError(RuntimeError):
     """A run that cannot go on (e.g. too many non-finite steps in a row)."""
+
+
+@contextlib.contextmanager
+def _stop_requests() -> Iterator[list[int]]:
+    """While active, SIGINT and SIGTERM ask the training loop to stop after the step in flight
+    (the signal's number is appended to the yielded list) instead of killing the process; a
+    second SIGINT interrupts at once. Outside the main thread (where Python cannot install
+    handlers) signals keep their usual effect."""
+    received: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+
+    def request_stop(signum: int, frame: Any) -> None:
+        received.append(signum)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    previous = {s: signal.signal(s, request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield received
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def make_optimizer(config: OptimizerConfig) -> optax.GradientTransformation:
@@ -197,6 +223,8 @@ class Trainer:
             functools.partial(_evaluate, self.graphdef, config.loss, config.model.synth.sample_rate)
         )
         self._checkpoints: Checkpoints | None = None
+        # The signal that stopped the last ``fit`` early (its checkpoint saved), or None.
+        self.stopped_by: int | None = None
 
     # ------------------------------------------------------------------ run folder
     @property
@@ -280,6 +308,9 @@ class Trainer:
         and every ``config.eval_every`` steps adding ``evaluation(self)``'s metrics (e.g.
         ``evaluate.HeldOutEvaluation``) to that step's record.
 
+        SIGINT (Ctrl-C) or SIGTERM stops the run after the step in flight and checkpoints it,
+        so nothing is lost; ``stopped_by`` then names the signal.
+
         Returns:
             The metrics of every step taken (also appended to ``metrics.jsonl``).
 
@@ -292,8 +323,12 @@ class Trainer:
         bar = _progress(self.step, until_step) if progress else None
         nonfinite_in_a_row = 0
         last_time = time.perf_counter()
-        with MetricsLog(self.run_dir, self.step, self.config.tensorboard) as log:
-            while self.step < until_step:
+        self.stopped_by = None
+        with (
+            MetricsLog(self.run_dir, self.step, self.config.tensorboard) as log,
+            _stop_requests() as stop_requests,
+        ):
+            while self.step < until_step and not stop_requests:
                 batch = {k: jnp.asarray(v) for k, v in source.next_batch().items()}
                 learning_rate = self.learning_rate()
                 self.params, self.opt_state, out = self.train_step(
@@ -335,6 +370,10 @@ class Trainer:
                 if finite and (
                     self.step % self.config.checkpoint_every == 0 or self.step == until_step
                 ):
+                    self.save(source)
+            if stop_requests:
+                self.stopped_by = stop_requests[0]
+                if self.checkpoints.latest_step() != self.step:
                     self.save(source)
         if bar is not None:
             bar.close()

@@ -270,15 +270,34 @@ def _int_list(text: str) -> list[int]:
 
 
 def _render_soundfont(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from ddsp_jax.data.soundfont import SoundFontError, render_soundfont
+    from ddsp_jax.data.soundfont import SoundFontError, render_phrases, render_soundfont
 
     try:
-        labels = render_soundfont(
-            args.out, args.programs, args.pitches, args.velocities, args.soundfont
-        )
+        if args.phrases:
+            scores = render_phrases(
+                args.out,
+                args.programs,
+                args.pitches,
+                args.velocities,
+                args.phrases,
+                args.phrase_seconds,
+                args.seed,
+                args.soundfont,
+            )
+        else:
+            labels = render_soundfont(
+                args.out, args.programs, args.pitches, args.velocities, args.soundfont
+            )
     except SoundFontError as error:
         print(f"ddsp render-soundfont: error: {error}", file=sys.stderr)
         return 1
+    if args.phrases:
+        print(
+            f"Rendered {len(scores)} phrases of {args.phrase_seconds:g} s at 16 kHz into "
+            f"{Path(args.out).resolve()} (phrase-*.wav, phrases.json); use them with: "
+            f"ddsp prepare {args.out} --out DATASET"
+        )
+        return 0
     print(
         f"Rendered {len(labels)} notes (4 s at 16 kHz: 3 s held, 1 s release) into "
         f"{Path(args.out).resolve()} (examples.json, audio/); "
@@ -628,7 +647,8 @@ def build_parser() -> argparse.ArgumentParser:
     prepare.set_defaults(handler=_prepare)
 
     render = commands.add_parser(
-        "render-soundfont", help="render NSynth-like notes of a General MIDI SoundFont"
+        "render-soundfont",
+        help="render NSynth-like notes (or melodic phrases) of a General MIDI SoundFont",
     )
     render.add_argument(
         "soundfont", nargs="?", help=".sf2 file (default: an installed FluidR3_GM.sf2)"
@@ -642,7 +662,21 @@ def build_parser() -> argparse.ArgumentParser:
         "violin, trumpet, clarinet, flute)",
     )
     render.add_argument("--pitches", type=_int_list, default=list(range(24, 85)))
-    render.add_argument("--velocities", type=_int_list, default=[50, 100])
+    render.add_argument(
+        "--velocities",
+        type=_int_list,
+        default=[50, 100],
+        help="note velocities, 1-127 (phrases: the range between the least and greatest)",
+    )
+    render.add_argument(
+        "--phrases",
+        type=int,
+        default=0,
+        help="render this many random melodies per program (varied lengths, dynamics, "
+        "vibrato, rests) as WAVs for ddsp prepare, instead of single notes",
+    )
+    render.add_argument("--phrase-seconds", type=float, default=20.0, help="length of a phrase")
+    render.add_argument("--seed", type=int, default=0, help="seed of the phrases' melodies")
     render.set_defaults(handler=_render_soundfont)
 
     export = commands.add_parser("export", help="save a training run's model as a model folder")

@@ -11,10 +11,13 @@ import pytest
 from crepe import needs_weights
 from ddsp_jax.data.nsynth import read_notes
 from ddsp_jax.data.soundfont import (
+    CONTROL_SECONDS,
     SoundFontError,
     _gm_family_and_source,
     find_soundfont,
     note_label,
+    phrase_score,
+    render_phrases,
     render_soundfont,
 )
 
@@ -92,6 +95,67 @@ def test_cli_renders_a_pitch_range(tmp_path, capsys):
     assert main([*args, "--pitches", "60:62", "--velocities", "80"]) == 0
     assert "Rendered 3 notes" in capsys.readouterr().out
     assert len(list((tmp_path / "sf" / "audio").glob("brass_acoustic_056-06?-080.wav"))) == 3
+    phrases = ["render-soundfont", "--out", str(tmp_path / "ph"), "--programs", "56", "--phrases"]
+    assert main([*phrases, "2", "--phrase-seconds", "2"]) == 0
+    assert "Rendered 2 phrases of 2 s" in capsys.readouterr().out
+    assert len(list((tmp_path / "ph").glob("phrase-056-00?.wav"))) == 2
     bad = ["render-soundfont", str(tmp_path / "none.sf2"), "--out", str(tmp_path / "x")]
     assert main(bad) == 1
     assert "no such SoundFont" in capsys.readouterr().err
+
+
+def test_phrase_scores_are_monophonic_melodies_within_the_requested_ranges():
+    pitches = [55, 57, 59, 60, 62]
+    score = phrase_score(pitches, (40, 110), 60.0, np.random.default_rng(0))
+    starts = np.array([n.start for n in score])
+    ends = starts + np.array([n.duration for n in score])
+    assert len(score) > 40
+    assert np.all(ends[:-1] <= starts[1:] + 1e-9)  # One note at a time.
+    assert ends[-1] <= 60.0 - 0.5 + 1e-9  # Room for the last release.
+    assert np.allclose(starts / CONTROL_SECONDS, np.round(starts / CONTROL_SECONDS))
+    assert {n.pitch for n in score} <= set(pitches) and len({n.pitch for n in score}) > 2
+    assert all(40 <= n.velocity <= 110 for n in score)
+    assert all(50 <= min(n.expression_start, n.expression_end) <= 127 for n in score)
+    gaps = starts[1:] - ends[:-1]
+    assert np.any(gaps < 1e-6) and np.any(gaps > 0.05)  # Legato and rests.
+    vibrato = [n for n in score if n.vibrato_cents > 0]
+    assert vibrato and all(n.duration > 0.5 and n.vibrato_cents <= 40 for n in vibrato)
+    again = phrase_score(pitches, (40, 110), 60.0, np.random.default_rng(0))
+    assert again == score
+
+
+@needs_soundfont
+def test_rendered_phrases_play_their_score(tmp_path):
+    import soundfile as sf
+
+    scores = render_phrases(
+        tmp_path / "a", [73, 56], range(60, 73), [40, 110], 1, 8.0, 0, progress=False
+    )
+    assert sorted(scores) == ["phrase-056-000.wav", "phrase-073-000.wav"]
+    checked = 0
+    for name, score in scores.items():
+        audio, sample_rate = sf.read(tmp_path / "a" / name, dtype="float32")
+        assert sample_rate == 16000 and audio.shape == (128000,)
+        for note in score:
+            if note["duration"] < 0.3:
+                continue
+            # The middle 0.25 s of the note: its strongest partial is a harmonic of the
+            # scored pitch (vibrato is at most ±40 cents; a 64k-point FFT resolves 0.25 Hz).
+            middle = round((note["start"] + note["duration"] / 2) * sample_rate)
+            window = audio[middle - 2000 : middle + 2000] * np.hanning(4000)
+            peak_hz = np.argmax(np.abs(np.fft.rfft(window, 1 << 16))) * sample_rate / (1 << 16)
+            f0_hz = 440.0 * 2.0 ** ((note["pitch"] - 69) / 12)
+            harmonic = max(1, round(peak_hz / f0_hz))
+            assert abs(1200 * np.log2(peak_hz / (harmonic * f0_hz))) < 45, (name, note)
+            checked += 1
+        # After the last note's release the phrase is silent.
+        assert np.sqrt(np.mean(audio[-1600:] ** 2)) < 1e-2 * np.sqrt(np.mean(audio**2))
+    assert checked >= 6
+    again = render_phrases(
+        tmp_path / "b", [73], range(60, 73), [40, 110], 1, 8.0, 0, progress=False
+    )
+    assert again["phrase-073-000.wav"] == scores["phrase-073-000.wav"]
+    np.testing.assert_array_equal(
+        sf.read(tmp_path / "b" / "phrase-073-000.wav")[0],
+        sf.read(tmp_path / "a" / "phrase-073-000.wav")[0],
+    )

@@ -1,4 +1,5 @@
-"""NSynth-like notes rendered from a General MIDI SoundFont, without any download.
+"""NSynth-like notes and melodic phrases rendered from a General MIDI SoundFont, without any
+download.
 
 Each note is held for 3 s and released for 1 s, rendered by libfluidsynth (through
 ``pyfluidsynth``, reading fluidsynth's float output) at 48 kHz, averaged to mono and
@@ -6,12 +7,20 @@ downsampled to 16 kHz by soxr's anti-aliasing resampler: 64000 float32 samples, 
 The notes are written in NSynth's json/wav layout (``examples.json`` + ``audio/*.wav``) so
 ``data.nsynth.read_notes`` and ``ddsp prepare nsynth:DIR`` take them.
 
+A model trained on such notes alone learns their fixed timing (onset at the start, release
+after 3 s) rather than following loudness. Phrases are what a solo-instrument model needs, as
+magenta's models trained on performances: random monophonic melodies (``phrase_score``) with
+notes of varied length, velocity, crescendi (MIDI expression) and vibrato (pitch bend),
+legato or separated by rests, written as plain WAVs (and their score as JSON) for
+``ddsp prepare DIR``.
+
 Needs the ``soundfont`` extra (``pip install 'ddsp-jax[soundfont]'``), the libfluidsynth
 library (Debian: ``apt install libfluidsynth3``) and a SoundFont: Debian's
 ``fluid-soundfont-gm`` (FluidR3_GM.sf2, MIT licence) is found automatically.
 """
 
 import ctypes
+import dataclasses
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,6 +33,9 @@ RENDER_RATE = 48000  # Hz
 SAMPLE_RATE = 16000  # Hz, NSynth's.
 HELD_SECONDS = 3.0
 RELEASE_SECONDS = 1.0
+CONTROL_SECONDS = 0.005  # Phrases: expression and pitch bend are updated this often.
+EXPRESSION = 11  # MIDI controller number.
+BEND_PER_CENT = 8192 / 200  # Pitch-wheel units per cent at GM's default ±2 semitone range.
 SOUNDFONT_PATHS = (
     "/usr/share/sounds/sf2/FluidR3_GM.sf2",  # Debian/Ubuntu fluid-soundfont-gm
     "/usr/share/soundfonts/FluidR3_GM.sf2",  # Fedora, Arch
@@ -137,14 +149,11 @@ class Renderer:
 
     def note(self, program: int, pitch: int, velocity: int) -> np.ndarray:
         """One note: ``[64000]`` float32 at 16 kHz (3 s held, 1 s release)."""
-        for name, value, top in (("program", program, 127), ("pitch", pitch, 127)):
-            if not 0 <= value <= top:
-                raise SoundFontError(f"{name} must be in 0-{top}, got {value}.")
+        if not 0 <= pitch <= 127:
+            raise SoundFontError(f"pitch must be in 0-127, got {pitch}.")
         if not 1 <= velocity <= 127:
             raise SoundFontError(f"velocity must be in 1-127, got {velocity}.")
-        self._synth.system_reset()
-        if self._synth.program_select(0, self._sfid, 0, program) != 0:
-            raise SoundFontError(f"{self.path} has no General MIDI program {program}.")
+        self._select(program)
         self._synth.noteon(0, pitch, velocity)
         held = self._render(round(HELD_SECONDS * RENDER_RATE))
         self._synth.noteoff(0, pitch)
@@ -152,8 +161,121 @@ class Renderer:
         audio = soxr.resample(np.concatenate([held, release]), RENDER_RATE, SAMPLE_RATE, "VHQ")
         return np.asarray(audio, np.float32)
 
+    def phrase(self, program: int, score: Sequence["PhraseNote"], seconds: float) -> np.ndarray:
+        """A monophonic melody: ``score`` played by ``program``, ``[seconds · 16000]`` float32
+        at 16 kHz. Note-ons, note-offs, expression and pitch bend change every
+        ``CONTROL_SECONDS``."""
+        self._select(program)
+        block = round(CONTROL_SECONDS * RENDER_RATE)
+        n_blocks = round(seconds / CONTROL_SECONDS)
+        onsets = {round(n.start / CONTROL_SECONDS): n for n in score}
+        playing: PhraseNote | None = None
+        chunks = []
+        for index in range(n_blocks):
+            time = index * CONTROL_SECONDS
+            if playing is not None and time >= playing.start + playing.duration:
+                self._synth.noteoff(0, playing.pitch)
+                playing = None
+            if index in onsets:
+                if playing is not None:
+                    self._synth.noteoff(0, playing.pitch)
+                playing = onsets[index]
+                self._synth.pitch_bend(0, 0)
+                self._synth.cc(0, EXPRESSION, playing.expression_at(0.0))
+                self._synth.noteon(0, playing.pitch, playing.velocity)
+            if playing is not None:
+                elapsed = time - playing.start
+                self._synth.cc(0, EXPRESSION, playing.expression_at(elapsed))
+                self._synth.pitch_bend(0, round(BEND_PER_CENT * playing.bend_cents_at(elapsed)))
+            chunks.append(self._render(block))
+        audio = soxr.resample(np.concatenate(chunks), RENDER_RATE, SAMPLE_RATE, "VHQ")
+        return np.asarray(audio, np.float32)
+
+    def _select(self, program: int) -> None:
+        if not 0 <= program <= 127:
+            raise SoundFontError(f"program must be in 0-127, got {program}.")
+        self._synth.system_reset()
+        if self._synth.program_select(0, self._sfid, 0, program) != 0:
+            raise SoundFontError(f"{self.path} has no General MIDI program {program}.")
+
     def close(self) -> None:
         self._synth.delete()
+
+
+@dataclasses.dataclass(frozen=True)
+class PhraseNote:
+    """One note of a phrase: times in s, ``pitch`` in MIDI, expression 0-127 going linearly
+    from ``expression_start`` to ``expression_end``, vibrato of ``vibrato_cents`` (peak) at
+    ``vibrato_hz`` fading in over its first ``VIBRATO_DELAY`` s."""
+
+    start: float
+    duration: float
+    pitch: int
+    velocity: int
+    expression_start: int
+    expression_end: int
+    vibrato_cents: float
+    vibrato_hz: float
+
+    VIBRATO_DELAY = 0.3  # s
+
+    def expression_at(self, elapsed: float) -> int:
+        fraction = min(max(elapsed / self.duration, 0.0), 1.0)
+        return round(
+            self.expression_start + fraction * (self.expression_end - self.expression_start)
+        )
+
+    def bend_cents_at(self, elapsed: float) -> float:
+        fade = min(max(elapsed / self.VIBRATO_DELAY, 0.0), 1.0)
+        return fade * self.vibrato_cents * float(np.sin(2 * np.pi * self.vibrato_hz * elapsed))
+
+
+def phrase_score(
+    pitches: Sequence[int],
+    velocities: tuple[int, int],
+    seconds: float,
+    rng: np.random.Generator,
+    release_seconds: float = 0.5,
+) -> list[PhraseNote]:
+    """A random monophonic melody over ``seconds`` (the last ``release_seconds`` left for the
+    release): a random walk over the sorted ``pitches`` (mostly steps, some leaps of up to 5
+    places), note lengths log-uniform in 0.12-1.6 s, velocities uniform in ``velocities``,
+    expression ramps between 50 and 127, vibrato (10-40 cents, 4.5-6.5 Hz) on half of the
+    notes longer than 0.5 s, and after each note a rest (0.05-0.8 s, one time in three) or
+    none (legato)."""
+    pitches = sorted(set(pitches))
+    if not pitches:
+        raise SoundFontError("phrases need at least one pitch.")
+    low, high = min(velocities), max(velocities)
+    score: list[PhraseNote] = []
+    place = int(rng.integers(len(pitches)))
+
+    def blocks(seconds: float) -> int:  # Times are whole control blocks.
+        return round(seconds / CONTROL_SECONDS)
+
+    start, end = blocks(rng.uniform(0.0, 0.3)), blocks(seconds - release_seconds)
+    while start < end - blocks(0.1):
+        duration = min(blocks(np.exp(rng.uniform(np.log(0.12), np.log(1.6)))), end - start)
+        vibrato = duration * CONTROL_SECONDS > 0.5 and rng.random() < 0.5
+        score.append(
+            PhraseNote(
+                start=start * CONTROL_SECONDS,
+                duration=duration * CONTROL_SECONDS,
+                pitch=pitches[place],
+                velocity=int(rng.integers(low, high + 1)),
+                expression_start=int(rng.integers(50, 128)),
+                expression_end=int(rng.integers(50, 128)),
+                vibrato_cents=float(rng.uniform(10.0, 40.0)) if vibrato else 0.0,
+                vibrato_hz=float(rng.uniform(4.5, 6.5)),
+            )
+        )
+        rest = blocks(rng.uniform(0.05, 0.8)) if rng.random() < 1 / 3 else 0
+        start += duration + rest
+        step = int(
+            rng.choice([-5, -3, -2, -1, 1, 2, 3, 5], p=[0.05, 0.1, 0.15, 0.2, 0.2, 0.15, 0.1, 0.05])
+        )
+        place = int(np.clip(place + step, 0, len(pitches) - 1))
+    return score
 
 
 def note_label(program: int, pitch: int, velocity: int) -> dict:
@@ -206,3 +328,46 @@ def render_soundfont(
         renderer.close()
     (out / "examples.json").write_text(json.dumps(labels, indent=1) + "\n")
     return labels
+
+
+def render_phrases(
+    out: str | Path,
+    programs: Sequence[int],
+    pitches: Sequence[int],
+    velocities: Sequence[int],
+    n_phrases: int,
+    phrase_seconds: float = 20.0,
+    seed: int = 0,
+    soundfont: str | Path | None = None,
+    progress: bool = True,
+) -> dict[str, list[dict]]:
+    """Render ``n_phrases`` random phrases (``phrase_score``, velocities between the least and
+    the greatest of ``velocities``) of each program into ``out`` as 16 kHz float WAVs
+    ``phrase-PPP-NNN.wav``, and their scores into ``phrases.json``.
+
+    Returns:
+        The scores (file name → notes as dicts), as written to ``phrases.json``.
+    """
+    from tqdm.auto import tqdm
+
+    if n_phrases <= 0 or phrase_seconds < 1.0:
+        raise SoundFontError("phrases need n_phrases >= 1 and phrase_seconds >= 1.")
+    if not velocities or not all(1 <= v <= 127 for v in velocities):
+        raise SoundFontError(f"velocities must be in 1-127, got {list(velocities)}.")
+    renderer = Renderer(soundfont)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    scores: dict[str, list[dict]] = {}
+    requests = [(p, i) for p in programs for i in range(n_phrases)]
+    try:
+        for program, number in tqdm(requests, desc="render", disable=not progress):
+            score = phrase_score(pitches, (min(velocities), max(velocities)), phrase_seconds, rng)
+            audio = renderer.phrase(program, score, phrase_seconds)
+            name = f"phrase-{program:03d}-{number:03d}.wav"
+            sf.write(out / name, audio, SAMPLE_RATE, "FLOAT")
+            scores[name] = [dataclasses.asdict(note) for note in score]
+    finally:
+        renderer.close()
+    (out / "phrases.json").write_text(json.dumps(scores, indent=1) + "\n")
+    return scores

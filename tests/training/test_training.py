@@ -47,6 +47,14 @@ def tensorboard_scalars(run_dir) -> dict[str, dict[int, float]]:
     return scalars
 
 
+def uninterrupted(config, examples, run_dir) -> tuple[Trainer, list[float]]:
+    """A run of ``config.steps`` in one go over ``examples`` (batch 2, seed 0); its losses."""
+    trainer = Trainer(config, run_dir)
+    trainer.start(resume=False)
+    history = trainer.fit(ExampleSource(examples, 2, 0), progress=False)
+    return trainer, [h["loss"] for h in history]
+
+
 def test_tiny_model_overfits_one_note(tmp_path):
     config = tiny_config(steps=40, batch_size=1, checkpoint_every=40)
     config = dataclasses.replace(
@@ -64,11 +72,7 @@ def test_exact_resume_and_checkpoint_round_trip(tmp_path):
     config = tiny_config(steps=8, checkpoint_every=4)
     examples = notes(6)
 
-    straight = Trainer(config, tmp_path / "straight")
-    straight.start(resume=False)
-    losses_straight = [
-        h["loss"] for h in straight.fit(ExampleSource(examples, 2, 0), progress=False)
-    ]
+    straight, losses_straight = uninterrupted(config, examples, tmp_path / "straight")
 
     interrupted = Trainer(config, tmp_path / "resumed")
     interrupted.start(resume=False)
@@ -122,16 +126,14 @@ def test_ctrl_c_stops_after_the_step_in_flight_and_checkpoints_it(tmp_path):
     signum = signal.SIGINT  # SIGTERM, the same path, is sent to a real process in test_demo.
     config = tiny_config(steps=6, checkpoint_every=100)
     examples = notes(6)
-    straight = Trainer(config, tmp_path / "straight")
-    straight.start(resume=False)
-    losses_straight = [
-        h["loss"] for h in straight.fit(ExampleSource(examples, 2, 0), progress=False)
-    ]
+    _, losses_straight = uninterrupted(config, examples, tmp_path / "straight")
 
     stopped = Trainer(config, tmp_path / "stopped")
     stopped.start(resume=False)
     handler_before = signal.getsignal(signum)
-    first_part = stopped.fit(SignalOnBatch(ExampleSource(examples, 2, 0), 3, signum))
+    first_part = stopped.fit(
+        SignalOnBatch(ExampleSource(examples, 2, 0), 3, signum), progress=False
+    )
     assert stopped.stopped_by == signum
     assert stopped.step == 3 and len(first_part) == 3  # The step in flight completes.
     assert stopped.checkpoints.all_steps() == [3]  # Saved although checkpoint_every is 100.

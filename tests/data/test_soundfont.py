@@ -122,6 +122,8 @@ def test_phrase_scores_are_monophonic_melodies_within_the_requested_ranges():
     assert vibrato and all(n.duration > 0.5 and n.vibrato_cents <= 40 for n in vibrato)
     again = phrase_score(pitches, (40, 110), 60.0, np.random.default_rng(0))
     assert again == score
+    with pytest.raises(SoundFontError, match="pitches in 0-127"):
+        phrase_score([60, 130], (40, 110), 10.0, np.random.default_rng(0))
 
 
 @needs_soundfont

@@ -173,7 +173,9 @@ class Renderer:
         chunks = []
         for index in range(n_blocks):
             time = index * CONTROL_SECONDS
-            if playing is not None and time >= playing.start + playing.duration:
+            if playing is not None and index >= round(
+                (playing.start + playing.duration) / CONTROL_SECONDS
+            ):
                 self._synth.noteoff(0, playing.pitch)
                 playing = None
             if index in onsets:
@@ -244,8 +246,8 @@ def phrase_score(
     notes longer than 0.5 s, and after each note a rest (0.05-0.8 s, one time in three) or
     none (legato)."""
     pitches = sorted(set(pitches))
-    if not pitches:
-        raise SoundFontError("phrases need at least one pitch.")
+    if not pitches or not 0 <= pitches[0] <= pitches[-1] <= 127:
+        raise SoundFontError(f"phrases need pitches in 0-127, got {pitches}.")
     low, high = min(velocities), max(velocities)
     score: list[PhraseNote] = []
     place = int(rng.integers(len(pitches)))

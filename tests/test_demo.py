@@ -1,4 +1,5 @@
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -42,6 +43,30 @@ def test_demo_with_a_tiny_budget_writes_every_promised_file(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["demo", "--out", str(other), "--steps", "2"])
     assert (other / "notes.txt").exists()
+
+
+def test_ctrl_c_stops_the_demo_without_writing_results(tmp_path, capsys, monkeypatch):
+    import ddsp_jax.demo
+
+    def interrupted_source(*args, **kwargs):
+        source = real_source(*args, **kwargs)
+        draw = source.next_batch
+
+        def next_batch():
+            if source.state() != first_state:  # The second batch: Ctrl-C.
+                os.kill(os.getpid(), signal.SIGINT)
+            return draw()
+
+        first_state = source.state()
+        source.next_batch = next_batch
+        return source
+
+    real_source = ddsp_jax.demo.batch_source
+    monkeypatch.setattr(ddsp_jax.demo, "batch_source", interrupted_source)
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--steps", "5"]) == 1
+    assert "stopped by SIGINT after step 2 of 5: no results written" in capsys.readouterr().err
+    assert not (out / SUMMARY_FILE).exists() and not (out / FIGURES[0]).exists()
 
 
 def test_datarax_engine_without_the_extra_says_what_to_install(tmp_path, capsys):

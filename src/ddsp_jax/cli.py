@@ -105,6 +105,7 @@ def _synth(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 def _demo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from ddsp_jax.demo import run_demo
+    from ddsp_jax.training.trainer import TrainingError
 
     if args.steps is not None and args.steps <= 0:
         parser.error(f"--steps must be positive, got {args.steps}.")
@@ -112,6 +113,9 @@ def _demo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         run_demo(args.out, steps=args.steps, engine=args.engine)
     except (FileExistsError, ImportError) as error:
         parser.error(str(error))
+    except TrainingError as error:
+        print(f"ddsp demo: {error}", file=sys.stderr)
+        return 1
     return 0
 
 

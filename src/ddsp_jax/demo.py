@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import shutil
+import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,7 +22,7 @@ from ddsp_jax.models.autoencoder import Autoencoder, preprocess
 from ddsp_jax.processors.effects import ExpDecayReverb, Reverb
 from ddsp_jax.training.config import PRESETS, TrainConfig
 from ddsp_jax.training.data import batch_source, procedural_split
-from ddsp_jax.training.trainer import Trainer, model_class_of
+from ddsp_jax.training.trainer import Trainer, TrainingError, model_class_of
 
 SUMMARY_FILE = "summary.json"
 FIGURES = ("dataset_samples.png", "training_curve.png", "resynthesis.png", "learned_parameters.png")
@@ -126,6 +127,12 @@ def run_demo(
     source = batch_source(train, config.batch_size, config.seed, config.engine)
     metrics = trainer.fit(source, progress=progress)
     train_seconds = time.perf_counter() - train_start
+    if trainer.stopped_by is not None:
+        trainer.close()
+        raise TrainingError(
+            f"stopped by {signal.Signals(trainer.stopped_by).name} after step {trainer.step} "
+            f"of {config.steps}: no results written (the run is in {out / 'run'})."
+        )
     loss_trained = trainer.evaluate(test)
     trainer.close()
     log(

@@ -219,6 +219,30 @@ def test_cli_transfer_of_a_sung_melody(run, tmp_path, capsys):
         main([*args[:4], "--autotune", "2"])
 
 
+@needs_weights
+def test_transfer_reports_and_warns_when_the_output_does_not_follow_loudness(
+    run, tmp_path, capsys, monkeypatch
+):
+    import ddsp_jax.inference as inference
+
+    _, _, root = run
+    saved = load_model(root / "model")
+    rate = saved.sample_rate
+    voice, _ = sung_melody([55.0, 57.0, 59.0], 0.4, rate)
+    padded = np.pad(voice, (0, whole_frames(len(voice), rate, saved.frame_rate) - len(voice)))
+    unchanged = {"pitch_shift": 0.0, "loudness_shift": 0.0, "quiet_db": 0.0}
+    for gain, expected_db in ((1.0, 0.0), (0.01, -40.0)):
+        # A "model" that plays the input back: its loudness is the conditioning's (× gain).
+        monkeypatch.setattr(inference, "synthesize", lambda *_, g=gain: g * padded)
+        report = inference.transfer(saved, voice, rate, "tiny", **unchanged)[3]
+        assert report["loudness_error_db"] == pytest.approx(expected_db, abs=0.5)
+    sf.write(tmp_path / "voice.wav", voice, rate)
+    args = ["transfer", str(root / "model"), str(tmp_path / "voice.wav"), str(tmp_path / "o.wav")]
+    args += ["--f0-model", "tiny", "--pitch-shift", "0", "--loudness-shift", "0", "--quiet", "0"]
+    assert main(args) == 0
+    assert "Warning: on the note frames the output is 40 dB quieter" in capsys.readouterr().err
+
+
 def test_f0_loudness_metrics_are_zero_on_identical_features_and_catch_mismatches():
     from ddsp_jax.training.evaluate import example_metrics, summarize
 
@@ -323,4 +347,5 @@ def test_bench_transfer_scores_how_the_output_follows_the_melody(run, capsys):
     _, _, root = run
     assert main(["bench", "transfer", "--model", str(root / "model")]) == 0
     out = capsys.readouterr().out
-    assert "within_50_cents" in out and "pitch_shift_semitones" in out
+    for key in ("within_50_cents", "pitch_shift_semitones", "loudness_error_db"):
+        assert key in out

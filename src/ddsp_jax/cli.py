@@ -342,7 +342,7 @@ def _play(args: argparse.Namespace) -> int:
 
     from ddsp_jax.data.prepare import UnusableInputError, load_audio
     from ddsp_jax.features.torch_weights import WeightsError
-    from ddsp_jax.inference import SilentInputError, resynthesize, transfer
+    from ddsp_jax.inference import LOUDNESS_WARNING_DB, SilentInputError, resynthesize, transfer
     from ddsp_jax.training.export import ModelError, load_model
 
     command = f"ddsp {args.command}"
@@ -389,6 +389,16 @@ def _play(args: argparse.Namespace) -> int:
             f"{loudness if isinstance(loudness, str) else f'{loudness:+g} dB'}; "
             f"{report['note_frames']} of {report['n_frames']} frames are notes."
         )
+        if abs(report["loudness_error_db"]) > LOUDNESS_WARNING_DB:
+            side = "quieter" if report["loudness_error_db"] < 0 else "louder"
+            print(
+                f"Warning: on the note frames the output is {abs(report['loudness_error_db']):.0f}"
+                f" dB {side} than the loudness it was given (median): the model does not "
+                "follow this input's dynamics. Models trained only on isolated notes do this "
+                "(they learn the notes' timing); train on phrases or recordings of playing "
+                "(ddsp render-soundfont --phrases).",
+                file=sys.stderr,
+            )
         if args.plot:
             from ddsp_jax import plots
 

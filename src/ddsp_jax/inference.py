@@ -16,6 +16,10 @@ from ddsp_jax.features.extract import compute_features
 from ddsp_jax.models.autoencoder import Autoencoder, render
 from ddsp_jax.training.export import SavedModel
 
+# ``ddsp transfer`` warns when, on the note frames, the output's loudness is this far (dB,
+# median) from the loudness it was conditioned on: the model does not follow the input.
+LOUDNESS_WARNING_DB = 10.0
+
 
 class SilentInputError(ValueError):
     """Input with no sound to resynthesise."""
@@ -224,7 +228,10 @@ def transfer(
     features adjusted by ``adjust(**adjustments)``.
 
     Returns:
-        ``(audio [n_samples] at sample_rate, features, adjusted features, report)``.
+        ``(audio [n_samples] at sample_rate, features, adjusted features, report)``; the
+        report (see ``adjust``) adds ``loudness_error_db``: the median, over note frames, of
+        the output's loudness minus the adjusted loudness it was asked for (near 0 dB for a
+        model that follows loudness).
 
     Raises:
         SilentInputError: For silent audio; ValueError for audio shorter than a frame.
@@ -235,4 +242,8 @@ def transfer(
     if report["note_frames"] == 0:
         raise SilentInputError("no notes were detected (no confidently pitched frames).")
     out = synthesize(saved, adjusted["f0_hz"], adjusted["loudness_db"])
+    out_loudness = compute_features(out[None], saved.sample_rate, saved.frame_rate, None)
+    mask = note_frames(features["f0_confidence"], features["loudness_db"])
+    error = out_loudness["loudness_db"][0, : len(mask)] - adjusted["loudness_db"]
+    report["loudness_error_db"] = float(np.median(error[mask]))
     return _at_input_rate(saved, out, sample_rate, n_samples), features, adjusted, report

@@ -20,7 +20,8 @@ def run(model: str, f0_model: str = "tiny", sample_rate: int = 44100) -> dict[st
     input's f0 after the pitch shift on the input's confident frames (CREPE confidence ≥ 0.85).
 
     Returns:
-        ``pitch_shift_semitones``, ``confident_frames``, ``within_50_cents`` (share of them),
+        ``pitch_shift_semitones``, ``loudness_error_db`` (see ``inference.transfer``),
+        ``confident_frames``, ``within_50_cents`` (share of them),
         ``median_error_cents``, ``mean_error_cents``; ``machine``.
     """
     saved = load_model_or_run(model)
@@ -35,6 +36,7 @@ def run(model: str, f0_model: str = "tiny", sample_rate: int = 44100) -> dict[st
         "model": model,
         "f0_model": f0_model,
         "pitch_shift_semitones": report["pitch_shift_semitones"],
+        "loudness_error_db": report["loudness_error_db"],
         "confident_frames": int(confident.sum()),
         "within_50_cents": float(np.mean(cents <= 50.0)),
         "median_error_cents": float(np.median(cents)),

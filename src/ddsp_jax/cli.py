@@ -30,13 +30,16 @@ def _enable_compilation_cache() -> None:
     """Reuse compiled programs across runs: a second ``ddsp demo`` skips ~20 s of compiling.
 
     JAX keys every entry on the program, its compile options, and the jax/jaxlib versions and
-    device, so a stale entry cannot be picked up.
+    device, so a stale entry cannot be picked up. Programs that compile in under a second are
+    kept too (JAX's default skips them): loading them is faster than compiling them again, and
+    a run starts with many (model and optimizer initialisation, evaluation).
     """
     cache_dir = compilation_cache_dir(dict(os.environ))
     if cache_dir is not None:
         import jax
 
         jax.config.update("jax_compilation_cache_dir", str(cache_dir))
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
 
 
 def _synth(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:

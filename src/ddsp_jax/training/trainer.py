@@ -205,7 +205,7 @@ class Trainer:
         self.run_dir = Path(run_dir)
         self.graphdef, self.params, self.rest = initialize_model(config)
         self.transform = make_optimizer(config.optimizer)
-        self.opt_state = self.transform.init(self.params)
+        self.opt_state = jax.jit(self.transform.init)(self.params)  # One program, not one per leaf.
         self.step = 0
         self.train_step = jax.jit(
             functools.partial(

@@ -144,8 +144,8 @@ def test_ctrl_c_stops_after_the_step_in_flight_and_checkpoints_it(tmp_path):
     resumed.start(resume=True)
     source = ExampleSource(examples, 2, 0)
     assert resumed.restore(source) == 3
-    rest = resumed.fit(source, progress=False)
-    assert resumed.stopped_by is None
+    rest = resumed.fit(SignalOnBatch(source, 3, signum), progress=False)  # During step 6 of 6:
+    assert resumed.stopped_by is None and resumed.step == 6  # the run is complete, not stopped.
     assert [h["loss"] for h in first_part + rest] == losses_straight  # Nothing lost.
 
 

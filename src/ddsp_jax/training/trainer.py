@@ -371,8 +371,8 @@ class Trainer:
                     self.step % self.config.checkpoint_every == 0 or self.step == until_step
                 ):
                     self.save(source)
-            if stop_requests:
-                self.stopped_by = stop_requests[0]
+            if stop_requests and self.step < until_step:  # A signal during the last step
+                self.stopped_by = stop_requests[0]  # finds the run complete: not a stop.
                 if self.checkpoints.latest_step() != self.step:
                     self.save(source)
         if bar is not None:

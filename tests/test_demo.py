@@ -132,11 +132,16 @@ def test_sigterm_stops_ddsp_train_with_a_checkpoint_that_resumes(tmp_path, capsy
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     metrics = run / "metrics.jsonl"
     deadline = time.monotonic() + 200
-    while not (metrics.exists() and len(metrics.read_text().splitlines()) >= 3):
-        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
-        time.sleep(0.05)
-    process.send_signal(signal.SIGTERM)
-    out, err = process.communicate(timeout=120)
+    try:
+        while not (metrics.exists() and len(metrics.read_text().splitlines()) >= 3):
+            assert process.poll() is None, process.communicate()  # It ended: say why.
+            assert time.monotonic() < deadline, "no 3 steps in 200 s"
+            time.sleep(0.05)
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:  # Never leave a 100000-step run behind.
+            process.kill()
     assert process.returncode == 128 + signal.SIGTERM, err
     steps = [json.loads(line)["step"] for line in metrics.read_text().splitlines()]
     assert f"Stopped by SIGTERM after step {steps[-1]}, checkpointed" in out

@@ -247,7 +247,8 @@ def phrase_score(
     none (legato)."""
     pitches = sorted(set(pitches))
     if not pitches or not 0 <= pitches[0] <= pitches[-1] <= 127:
-        raise SoundFontError(f"phrases need pitches in 0-127, got {pitches}.")
+        span = f"{pitches[0]}-{pitches[-1]}" if pitches else "none"
+        raise SoundFontError(f"phrases need pitches in 0-127, got {span}.")
     low, high = min(velocities), max(velocities)
     score: list[PhraseNote] = []
     place = int(rng.integers(len(pitches)))

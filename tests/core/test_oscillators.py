@@ -52,10 +52,12 @@ def test_renormalisation_is_exact():
         np.testing.assert_allclose(normalised[batch][:, keep], expected, rtol=1e-6)
 
 
-def long_double_reference(f0_frames: np.ndarray, n_samples: int, sample_rate: int) -> np.ndarray:
-    """sin(2π phase) with phase the inclusive cumulative sum of linearly interpolated
-    frame frequencies (frame j at sample j * n_samples / n_frames, last frame held),
-    accumulated in 80-bit extended precision from the float32 frame values."""
+def long_double_phase(
+    f0_frames: np.ndarray, n_samples: int, sample_rate: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(phase in cycles, frequency in Hz) per sample: the inclusive cumulative sum of linearly
+    interpolated frame frequencies (frame j at sample j * n_samples / n_frames, last frame
+    held), accumulated in 80-bit extended precision from the float32 frame values."""
     n_frames = len(f0_frames)
     f = f0_frames.astype(np.longdouble)
     f_next = np.concatenate([f[1:], f[-1:]])
@@ -63,7 +65,12 @@ def long_double_reference(f0_frames: np.ndarray, n_samples: int, sample_rate: in
     j = numerator // n_samples
     t = (numerator % n_samples).astype(np.longdouble) / n_samples
     frequency = f[j] * (1 - t) + f_next[j] * t
-    phase = np.cumsum(frequency / np.longdouble(sample_rate))
+    return np.cumsum(frequency / np.longdouble(sample_rate)), frequency
+
+
+def long_double_reference(f0_frames: np.ndarray, n_samples: int, sample_rate: int) -> np.ndarray:
+    """sin(2π phase) of ``long_double_phase``."""
+    phase, _ = long_double_phase(f0_frames, n_samples, sample_rate)
     return np.sin(2.0 * np.pi * (phase - np.floor(phase)).astype(np.float64))
 
 
@@ -244,3 +251,37 @@ def test_fast_harmonic_sum_equals_reference_with_gradients(n_frames, n_samples, 
         scale = float(jnp.max(jnp.abs(theirs)))
         assert scale > 0.0
         np.testing.assert_allclose(ours / scale, theirs / scale, atol=2e-5)
+
+
+@pytest.mark.parametrize("implementation", ["fast", "reference"])
+def test_one_hundred_harmonics_match_an_extended_precision_synthesis(implementation):
+    """The paper's 100 harmonics, f0 gliding 40-400 Hz (harmonics 21-100 cross Nyquist), the
+    amplitudes random per frame and interpolated linearly, against the same sum in 80-bit
+    precision. The fast path evaluates the sum by Horner's rule on phasors, whose rounding
+    grows with the harmonic number; both paths stay within 2e-5 of the output's peak
+    (measured: fast 5.9e-6, reference 7.5e-6; the fast path without its Nyquist mask, 0.87)."""
+    from ddsp_jax.core.implementation import use_implementation
+
+    sr, n_frames, hop, n_harmonics = 16000, 250, 64, 100
+    n_samples = n_frames * hop
+    rng = np.random.default_rng(5)
+    f0 = np.geomspace(40.0, 400.0, n_frames).astype(np.float32)
+    amps = rng.uniform(size=(n_frames, n_harmonics)).astype(np.float32)
+    with use_implementation(implementation):
+        audio, _ = core.harmonic_oscillator(
+            jnp.asarray(f0)[None, :, None], jnp.asarray(amps)[None], n_samples, sr, "linear"
+        )
+    phase, frequency = long_double_phase(f0, n_samples, sr)
+    numerator = np.arange(n_samples, dtype=np.int64) * n_frames
+    j, t = numerator // n_samples, (numerator % n_samples) / n_samples
+    a = amps.astype(np.float64)
+    a_next = np.concatenate([a[1:], a[-1:]])
+    expected = np.zeros(n_samples)
+    for k in range(1, n_harmonics + 1):
+        cycles = k * phase
+        cycles = (cycles - np.floor(cycles)).astype(np.float64)
+        amplitude = a[j, k - 1] * (1 - t) + a_next[j, k - 1] * t
+        below = (k * frequency < sr / 2).astype(np.float64)
+        expected += below * amplitude * np.sin(2.0 * np.pi * cycles)
+    error = np.max(np.abs(np.asarray(audio[0], np.float64) - expected)) / np.max(np.abs(expected))
+    assert error < 2e-5

@@ -6,6 +6,20 @@ import pytest
 from ddsp_jax import core
 
 
+def test_next_fast_fft_size_is_the_smallest_5_smooth_size():
+    def smooth(n: int) -> bool:
+        for prime in (2, 3, 5):
+            while n % prime == 0:
+                n //= prime
+        return n == 1
+
+    for n in range(1, 3000):
+        size = core.next_fast_fft_size(n)
+        assert size >= n and smooth(size)
+        assert not any(smooth(m) for m in range(n, size))
+    assert core.next_fast_fft_size(64000 + 16000 - 1) == 80000  # A 1 s reverb on 4 s.
+
+
 def test_fft_convolve_single_ir_is_linear_not_circular(rng):
     audio = rng.normal(size=(3, 1000)).astype(np.float32)
     ir = rng.normal(size=(3, 300)).astype(np.float32)

@@ -8,7 +8,7 @@ from ddsp_jax.core.filters import (
     fft_convolve,
     frequency_filter,
     frequency_impulse_response,
-    next_power_of_2,
+    next_fast_fft_size,
     overlap_add,
 )
 from ddsp_jax.core.oscillators import (
@@ -75,7 +75,7 @@ __all__ = [
     "inverse_exp_sigmoid",
     "mel_weight_matrix",
     "midi_to_hz",
-    "next_power_of_2",
+    "next_fast_fft_size",
     "normalize_harmonics",
     "oscillator_bank",
     "overlap_add",

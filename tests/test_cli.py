@@ -96,6 +96,12 @@ def test_cli_keeps_compiled_programs_between_runs(tmp_path):
     subprocess.run(command, env=environ, check=True, capture_output=True, timeout=240)
     cached = list((tmp_path / "ddsp-jax" / "xla").iterdir())
     assert cached, "the train step (compiled in > 1 s) should be in the cache"
+    # Beside it the traced train step, which a second run loads instead of tracing again.
+    (program,) = (tmp_path / "ddsp-jax" / "programs").iterdir()
+    stored = program.stat().st_mtime_ns
+    subprocess.run(command, env=environ, check=True, capture_output=True, timeout=240)
+    assert list((tmp_path / "ddsp-jax" / "programs").iterdir()) == [program]
+    assert program.stat().st_mtime_ns == stored
 
 
 def test_bench_f0_reports_the_cost_per_second_of_audio(tmp_path, capsys):

@@ -32,14 +32,18 @@ def _enable_compilation_cache() -> None:
     JAX keys every entry on the program, its compile options, and the jax/jaxlib versions and
     device, so a stale entry cannot be picked up. Programs that compile in under a second are
     kept too (JAX's default skips them): loading them is faster than compiling them again, and
-    a run starts with many (model and optimizer initialisation, evaluation).
+    a run starts with many (model and optimizer initialisation, evaluation). Beside it, the
+    traced train step (``training.program_cache``): a warm start skips tracing it too.
     """
     cache_dir = compilation_cache_dir(dict(os.environ))
     if cache_dir is not None:
         import jax
 
+        from ddsp_jax.training import program_cache
+
         jax.config.update("jax_compilation_cache_dir", str(cache_dir))
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+        program_cache.enable(cache_dir.parent / "programs")
 
 
 def _synth(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:

@@ -22,6 +22,7 @@ from ddsp_jax.training.checkpoints import Checkpoints
 from ddsp_jax.training.config import LossConfig, OptimizerConfig, TrainConfig, to_dict
 from ddsp_jax.training.data import BatchSource, Examples, nsynth_dataset_dir
 from ddsp_jax.training.metrics import MetricsLog
+from ddsp_jax.training.program_cache import cached_jit
 
 CONFIG_FILE = "config.json"
 CHECKPOINT_DIR = "checkpoints"
@@ -147,6 +148,13 @@ def _train_step(
     )
 
 
+def _train_step_outputs(
+    params: nnx.State, rest: nnx.State, opt_state: optax.OptState, *_: Any
+) -> tuple[nnx.State, optax.OptState, dict[str, int]]:
+    """A pytree shaped like ``_train_step``'s outputs (for ``cached_jit``)."""
+    return params, opt_state, {"loss": 0, "grad_norm": 0, "finite": 0}
+
+
 def _evaluate(
     graphdef: nnx.GraphDef,
     loss_config: LossConfig,
@@ -207,7 +215,7 @@ class Trainer:
         self.transform = make_optimizer(config.optimizer)
         self.opt_state = jax.jit(self.transform.init)(self.params)  # One program, not one per leaf.
         self.step = 0
-        self.train_step = jax.jit(
+        self.train_step = cached_jit(
             functools.partial(
                 _train_step,
                 self.graphdef,
@@ -217,6 +225,9 @@ class Trainer:
                 config.seed,
                 config.micro_batches,
             ),
+            name="train_step",
+            settings=repr(config),
+            output_like=_train_step_outputs,
             donate_argnums=(0, 2),
         )
         self.evaluate_batch = jax.jit(

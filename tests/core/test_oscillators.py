@@ -253,6 +253,26 @@ def test_fast_harmonic_sum_equals_reference_with_gradients(n_frames, n_samples, 
         np.testing.assert_allclose(ours / scale, theirs / scale, atol=2e-5)
 
 
+def test_harmonics_in_several_horner_groups_equal_the_reference(monkeypatch):
+    """Groups of 3 harmonics (100 by default) exercise the shift of each group's polynomial by
+    ``z^k0``: 8 harmonics crossing Nyquist inside frames, as above, against the plain path."""
+    from ddsp_jax.core import oscillators
+    from ddsp_jax.core.implementation import use_implementation
+
+    rng = np.random.default_rng(4)
+    f0 = jnp.asarray(rng.uniform(100.0, 3500.0, (2, 25, 1)), jnp.float32)
+    amps = jnp.asarray(rng.uniform(size=(2, 25, 8)), jnp.float32)
+    with use_implementation("reference"):
+        expected = core.harmonic_oscillator(f0, amps, 1600, 16000)[0]
+    monkeypatch.setattr(oscillators, "HORNER_GROUP", 3)
+    jax.clear_caches()  # The group size is read while tracing.
+    with use_implementation("fast"):
+        audio = core.harmonic_oscillator(f0, amps, 1600, 16000)[0]
+    jax.clear_caches()
+    assert float(jnp.max(jnp.abs(expected))) > 1.0
+    np.testing.assert_allclose(audio, expected, atol=6e-5)  # Fails with the shift negated.
+
+
 @pytest.mark.parametrize("implementation", ["fast", "reference"])
 def test_one_hundred_harmonics_match_an_extended_precision_synthesis(implementation):
     """The paper's 100 harmonics, f0 gliding 40-400 Hz (harmonics 21-100 cross Nyquist), the

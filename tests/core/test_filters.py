@@ -127,3 +127,21 @@ def test_time_varying_filter_follows_its_frames(rng):
     out = np.asarray(jax.jit(core.frequency_filter)(noise, magnitudes))
     np.testing.assert_allclose(out[0, :3900], noise[0, :3900], atol=1e-5)
     assert np.abs(out[0, 4100:]).max() < 1e-6
+
+
+@pytest.mark.parametrize(
+    ("n_frames", "window_size", "padding"), [(250, 0, "same"), (7, 65, "valid"), (1, 128, "same")]
+)
+def test_frequency_filter_equals_convolving_with_the_designed_impulse_responses(
+    rng, n_frames, window_size, padding
+):
+    """``frequency_filter`` multiplies by the designed filters' spectra directly (no impulse
+    response or FFT of it); the result is the convolution with those impulse responses,
+    including frame counts that do not divide the audio (7 frames over 16000 samples)."""
+    audio = rng.uniform(-1, 1, size=(2, 16000)).astype(np.float32)
+    magnitudes = jnp.asarray(rng.uniform(size=(2, n_frames, 65)), jnp.float32)
+    irs = core.frequency_impulse_response(magnitudes, window_size)
+    expected = core.fft_convolve(audio, irs, padding=padding)
+    out = core.frequency_filter(audio, magnitudes, window_size, padding=padding)
+    assert out.shape == expected.shape
+    np.testing.assert_allclose(out, expected, atol=2e-6 * float(jnp.max(jnp.abs(expected))))

@@ -305,3 +305,18 @@ def test_one_hundred_harmonics_match_an_extended_precision_synthesis(implementat
         expected += below * amplitude * np.sin(2.0 * np.pi * cycles)
     error = np.max(np.abs(np.asarray(audio[0], np.float64) - expected)) / np.max(np.abs(expected))
     assert error < 2e-5
+
+
+@pytest.mark.parametrize("n_harmonics", [1, 2, 3, 40, 100, 101])
+def test_start_phasors_from_products_of_a_few_sines(n_harmonics):
+    """Harmonic k's start phasor as the product of those of harmonics a·G and m (k = a·G + m):
+    within 1e-6 of float64 cos/sin of the exact start phases, for any number of harmonics."""
+    from ddsp_jax.core.oscillators import _start_phasors
+
+    phase = np.random.default_rng(6).uniform(size=(2, 5, 1))
+    cycles = (np.arange(1, n_harmonics + 1) * phase) % 1.0
+    cycles = np.where(cycles > 0.5, cycles - 1.0, cycles).astype(np.float32)
+    cos, sin = _start_phasors(jnp.asarray(cycles))
+    angle = 2.0 * np.pi * cycles.astype(np.float64)
+    np.testing.assert_allclose(cos, np.cos(angle), atol=1e-6)
+    np.testing.assert_allclose(sin, np.sin(angle), atol=1e-6)

@@ -20,6 +20,7 @@ derivative of phase with respect to frequency is linear, so this gradient is exa
 
 import dataclasses
 import functools
+import math
 
 import jax
 import jax.numpy as jnp
@@ -391,6 +392,36 @@ def _slot_amplitudes(tap_amplitudes: jax.Array, tap_weights: jax.Array) -> jax.A
     )
 
 
+def _start_phasors(start_cycles: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """``cos`` and ``sin`` of ``2π start_cycles [batch, n_frames, n_harmonics]``, with a sine
+    and cosine of only ~2√n_harmonics harmonics per frame.
+
+    Harmonic ``k = a G + m`` (``1 <= m <= G``, ``G = ceil(√n_harmonics)``) starts at the
+    phase of harmonic ``a G`` plus that of harmonic ``m``, so its phasor is the product of
+    theirs (to a few float32 ulps); the sines and cosines are taken of harmonics ``1 ... G``
+    and ``G, 2G, ...`` only, whose exact start phases ``start_cycles`` holds.
+    """
+    n_harmonics = start_cycles.shape[-1]
+    group = math.isqrt(n_harmonics - 1) + 1
+    n_groups = -(-n_harmonics // group)
+    units = 2.0 * np.pi * start_cycles[..., :group]  # Harmonics 1 ... G.
+    tens = 2.0 * np.pi * start_cycles[..., group - 1 : (n_groups - 1) * group : group]
+    # Stored once: fused into the products below, each sine would be taken once per product.
+    unit_cos, unit_sin, tens_cos, tens_sin = jax.lax.optimization_barrier(
+        (jnp.cos(units), jnp.sin(units), jnp.cos(tens), jnp.sin(tens))
+    )
+    unit_cos, unit_sin = unit_cos[..., None, :], unit_sin[..., None, :]
+    shape = (*start_cycles.shape[:-1], 1)
+    tens_cos = jnp.concatenate([jnp.ones(shape), tens_cos], axis=-1)[..., None]
+    tens_sin = jnp.concatenate([jnp.zeros(shape), tens_sin], axis=-1)[..., None]
+    start_cos = tens_cos * unit_cos - tens_sin * unit_sin  # [batch, n_frames, a, m]
+    start_sin = tens_sin * unit_cos + tens_cos * unit_sin
+    flat = (*start_cycles.shape[:-1], n_groups * group)
+    start_cos = start_cos.reshape(flat)[..., :n_harmonics]
+    start_sin = start_sin.reshape(flat)[..., :n_harmonics]
+    return jax.lax.optimization_barrier((start_cos, start_sin))
+
+
 def _harmonic_sum_forward(
     start_cycles: jax.Array,
     within: jax.Array,
@@ -413,10 +444,7 @@ def _harmonic_sum_forward(
     """
     n_harmonics = start_cycles.shape[-1]
     shape = within.shape  # [batch, n_frames, slots]
-    # Stored once: fused into their consumers, the start phases would be recomputed for the
-    # sine, the cosine and per tap.
-    angle = jax.lax.optimization_barrier(2.0 * np.pi * start_cycles)
-    start_cos, start_sin = jax.lax.optimization_barrier((jnp.cos(angle), jnp.sin(angle)))
+    start_cos, start_sin = _start_phasors(start_cycles)
     # Coefficients per tap and harmonic, [batch, n_frames, 1] each: split once, so the loop
     # below traces a few lax operations per harmonic (jnp's per-call overhead, ~0.3 ms per
     # operation, made the unrolled loop the slowest part of tracing a train step).

@@ -72,3 +72,20 @@ def test_outputs_that_differ_from_the_declared_structure_are_an_error(cache_dir)
     )
     with pytest.raises(TypeError, match="double's outputs"):
         double(jax.numpy.ones(3))
+
+
+def test_a_program_that_cannot_be_stored_is_traced_with_a_warning(tmp_path, cache_dir, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise ValueError("cannot export a host callback")
+
+    config = tiny_config()
+    program_cache.enable(None)
+    expected = two_steps(config, tmp_path / "plain")
+    program_cache.enable(cache_dir)
+    monkeypatch.setattr(jax.export, "export", refuse)
+    with pytest.warns(UserWarning, match="traced on every run.*host callback"):
+        losses, params, programs = two_steps(config, tmp_path / "refused")
+    assert losses == expected[0] and programs == 1
+    for ours, theirs in zip(params, expected[1], strict=True):
+        np.testing.assert_array_equal(ours, theirs)
+    assert not cache_dir.exists()

@@ -13,6 +13,7 @@ replaced.
 import functools
 import hashlib
 import importlib.metadata
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,12 @@ import ddsp_jax
 from ddsp_jax.core.implementation import current_implementation
 
 _directory: Path | None = None
+
+
+class _OutputStructureError(TypeError):
+    """A function's outputs differ from the structure its caller declared."""
+
+
 _SUFFIX = ".jax-export"
 
 
@@ -101,20 +108,10 @@ class _CachedProgram:
         return 0 if self._call is None else self._call._cache_size()
 
     def _program(self, leaves: list[Any]) -> Any:
+        """A jitted function of the argument leaves returning the output leaves: the stored
+        program, else ``fn`` traced, exported and stored (or just traced, with a warning,
+        where ``jax.export`` cannot take it)."""
         assert _directory is not None
-        path = _directory / (_key(self._name, self._settings, leaves, self._in_tree) + _SUFFIX)
-        exported = None
-        if path.exists():
-            try:
-                exported = jax.export.deserialize(bytearray(path.read_bytes()))
-            except Exception:  # A truncated or foreign file: trace again and replace it.
-                exported = None
-        if exported is None:
-            exported = jax.export.export(jax.jit(self._flat))(*leaves)
-            _directory.mkdir(parents=True, exist_ok=True)
-            partial = path.with_suffix(".partial")
-            partial.write_bytes(exported.serialize())
-            partial.replace(path)  # Atomic: a killed run leaves no half-written entry.
         args = jax.tree.unflatten(self._in_tree, leaves)
         arg_leaves = [len(jax.tree.leaves(arg)) for arg in args]
         starts = [sum(arg_leaves[:i]) for i in range(len(arg_leaves))]
@@ -123,12 +120,39 @@ class _CachedProgram:
             for argnum in self._donate_argnums
             for leaf in range(starts[argnum], starts[argnum] + arg_leaves[argnum])
         )
+        path = _directory / (_key(self._name, self._settings, leaves, self._in_tree) + _SUFFIX)
+        exported = None
+        if path.exists():
+            try:
+                exported = jax.export.deserialize(bytearray(path.read_bytes()))
+            except Exception:  # A truncated or foreign file: trace again and replace it.
+                exported = None
+        if exported is None:
+            try:
+                exported = jax.export.export(jax.jit(self._flat))(*leaves)
+                serialized = exported.serialize()
+            except _OutputStructureError:
+                raise
+            except Exception as error:  # E.g. a host callback, which cannot be stored.
+                warnings.warn(
+                    f"{self._name} will be traced on every run: jax.export cannot store it "
+                    f"({type(error).__name__}: {error})",
+                    stacklevel=4,
+                )
+                return jax.jit(self._flat, donate_argnums=donated)
+            try:
+                _directory.mkdir(parents=True, exist_ok=True)
+                partial = path.with_suffix(".partial")
+                partial.write_bytes(serialized)
+                partial.replace(path)  # Atomic: a killed run leaves no half-written entry.
+            except OSError as error:
+                warnings.warn(f"could not store {self._name} in {path}: {error}", stacklevel=4)
         return jax.jit(exported.call, donate_argnums=donated)
 
     def _flat(self, *leaves: Any) -> list[Any]:
         outputs = self._fn(*jax.tree.unflatten(self._in_tree, leaves))
         if jax.tree.structure(outputs) != self._out_tree:
-            raise TypeError(
+            raise _OutputStructureError(
                 f"{self._name}'s outputs {jax.tree.structure(outputs)} differ from the declared "
                 f"{self._out_tree}."
             )

@@ -89,3 +89,14 @@ def test_a_program_that_cannot_be_stored_is_traced_with_a_warning(tmp_path, cach
     for ours, theirs in zip(params, expected[1], strict=True):
         np.testing.assert_array_equal(ours, theirs)
     assert not cache_dir.exists()
+
+
+def test_the_key_follows_the_settings_that_change_a_trace():
+    leaves = [np.zeros((2, 3), np.float32), np.int32(0)]
+    tree = jax.tree.structure((leaves[0], leaves[1]))
+    key = program_cache._key("step", "config", leaves, tree)
+    assert program_cache._key("step", "config", leaves, tree) == key
+    assert program_cache._key("step", "other config", leaves, tree) != key
+    assert program_cache._key("step", "config", [leaves[0].astype(np.float16)], tree) != key
+    with jax.default_matmul_precision("highest"):  # Changes the traced program's dots.
+        assert program_cache._key("step", "config", leaves, tree) != key

@@ -5,8 +5,9 @@ traces the Python train step and lowers it to StableHLO first (~1.5 s of a ~3 s 
 the quick preset). ``cached_jit`` stores the lowered program with ``jax.export`` the first
 time and has later runs call the stored program instead. An entry is keyed by everything
 its program depends on: the source of this package, the versions of jax, jaxlib, flax and
-optax, the backend, the code path (``core.implementation``), the caller's settings and the
-tree structure, shapes and dtypes of the arguments. An unreadable entry is traced again and
+optax, the backend, the code path (``core.implementation``), the JAX settings that change a
+trace (64-bit mode, matmul precision), the caller's settings and the tree structure, shapes
+and dtypes of the arguments. An unreadable entry is traced again and
 replaced.
 """
 
@@ -24,13 +25,13 @@ import ddsp_jax
 from ddsp_jax.core.implementation import current_implementation
 
 _directory: Path | None = None
+_SUFFIX = ".jax-export"
+# JAX settings that change what a trace produces (read when the key is made).
+_TRACE_SETTINGS = ("jax_enable_x64", "jax_default_matmul_precision")
 
 
 class _OutputStructureError(TypeError):
     """A function's outputs differ from the structure its caller declared."""
-
-
-_SUFFIX = ".jax-export"
 
 
 def enable(directory: Path | None) -> None:
@@ -57,6 +58,8 @@ def _fingerprint() -> str:
 def _key(name: str, settings: str, leaves: Sequence[Any], tree: Any) -> str:
     digest = hashlib.sha256(_fingerprint().encode())
     digest.update(f"{name}\n{settings}\n{current_implementation()}\n{tree}".encode())
+    for setting in _TRACE_SETTINGS:
+        digest.update(f"{setting}={getattr(jax.config, setting)}".encode())
     for leaf in leaves:
         aval = jax.typeof(leaf)
         digest.update(f"{aval.shape}{aval.dtype}{getattr(aval, 'weak_type', False)}".encode())

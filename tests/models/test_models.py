@@ -1,3 +1,5 @@
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -164,3 +166,53 @@ def test_decoder_fast_path_equals_reference_path_with_gradients():
         scale = float(np.max(np.abs(expected)))
         assert scale > 0.0
         np.testing.assert_allclose(ours / scale, expected / scale, atol=1e-5)
+
+
+def test_dense_layer_norm_leaky_relu_matches_flax_layers_with_gradients():
+    """The fused FC layer's hand-written backward pass against autodiff of ``nnx.Linear`` →
+    ``nnx.LayerNorm`` → ``leaky_relu`` in float32, for rows with a large mean, both signs of
+    the pre-activation and non-trivial LayerNorm parameters (1e-5 relative to each
+    gradient's largest entry)."""
+    from ddsp_jax.models.decoders import LEAKY_RELU_SLOPE, dense_layer_norm_leaky_relu
+
+    rngs = nnx.Rngs(0)
+    dense_graph, dense_params = nnx.split(nnx.Linear(3, 6, rngs=rngs))
+    norm_graph, norm_params = nnx.split(nnx.LayerNorm(6, rngs=rngs))
+    rng = np.random.default_rng(1)
+    norm_params["scale"][...] = jnp.asarray(rng.uniform(0.5, 2.0, 6), jnp.float32)
+    norm_params["bias"][...] = jnp.asarray(rng.normal(size=6) * 0.3, jnp.float32)
+    x = jnp.asarray(rng.normal(size=(2, 5, 3)) + 4.0, jnp.float32)
+    weights = jnp.asarray(rng.normal(size=(2, 5, 6)), jnp.float32)
+    epsilon = nnx.merge(norm_graph, norm_params).epsilon
+
+    def fused(x, dense_params, norm_params):
+        out = dense_layer_norm_leaky_relu(
+            x,
+            dense_params["kernel"][...],
+            dense_params["bias"][...],
+            norm_params["scale"][...],
+            norm_params["bias"][...],
+            epsilon,
+            LEAKY_RELU_SLOPE,
+        )
+        return jnp.sum(out * weights), out
+
+    def layers(x, dense_params, norm_params):
+        dense, norm = nnx.merge(dense_graph, dense_params), nnx.merge(norm_graph, norm_params)
+        out = jax.nn.leaky_relu(norm(dense(x)), LEAKY_RELU_SLOPE)
+        return jnp.sum(out * weights), out
+
+    args = (x, dense_params, norm_params)
+    gradient = functools.partial(jax.value_and_grad, argnums=(0, 1, 2), has_aux=True)
+    (_, ours), our_grads = gradient(fused)(*args)
+    (_, expected), expected_grads = gradient(layers)(*args)
+    assert np.any(expected < 0) and np.any(expected > 0)
+    np.testing.assert_allclose(ours, expected, rtol=1e-5, atol=1e-6)
+    for (path, mine), theirs in zip(
+        jax.tree_util.tree_leaves_with_path(our_grads),
+        jax.tree.leaves(expected_grads),
+        strict=True,
+    ):
+        magnitude = float(np.max(np.abs(theirs)))
+        assert magnitude > 0.0, path
+        np.testing.assert_allclose(mine / magnitude, theirs / magnitude, atol=1e-5, err_msg=path)

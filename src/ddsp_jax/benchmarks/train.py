@@ -8,7 +8,6 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import nnx
 
 from ddsp_jax.benchmarks.common import (
     machine,
@@ -18,7 +17,6 @@ from ddsp_jax.benchmarks.common import (
     time_call,
     time_calls,
 )
-from ddsp_jax.models.autoencoder import preprocess
 from ddsp_jax.training.config import PRESETS
 from ddsp_jax.training.trainer import Trainer
 
@@ -31,13 +29,6 @@ def matmul_peak_flops(size: int = 2048, repeats: int = 10) -> float:
     matmul = jax.jit(jnp.matmul)
     timing = time_call(lambda: matmul(a, b), repeats=repeats, warmup=2)
     return 2.0 * size**3 / timing["median_seconds"]
-
-
-def _flops(compiled: Any) -> float:
-    analysis = compiled.cost_analysis()
-    if isinstance(analysis, list):
-        analysis = analysis[0]
-    return float(analysis.get("flops", float("nan")))
 
 
 def run(
@@ -55,10 +46,12 @@ def run(
         ``compile_seconds`` (the first step: trace, compile or compilation-cache hit, run),
         ``first_step_seconds`` (model and optimizer initialisation plus the first step: the
         time to the first training step after imports), ``step_seconds`` (median),
-        ``examples_per_second``, ``peak_rss_bytes``, ``decoder_flops_per_step`` (forward +
-        backward of the fast decoder, from XLA's cost analysis), ``matmul_peak_flops``
-        (measured in this run), ``roofline_fraction`` (decoder FLOPs per second over that
-        peak) and ``machine``.
+        ``examples_per_second``, ``peak_rss_bytes``, ``decoder_flops_per_step`` (the
+        decoder's matrix products, forward + backward: three times
+        ``RnnFcDecoderConfig.matmul_flops_per_frame`` per frame; XLA's cost analysis counts
+        the GRU's scan body once, not once per frame), ``matmul_peak_flops`` (measured in
+        this run), ``roofline_fraction`` (decoder FLOPs per second over that peak) and
+        ``machine``.
     """
     config = dataclasses.replace(
         PRESETS[preset], batch_size=batch_size, micro_batches=micro_batches
@@ -87,15 +80,7 @@ def run(
         paths[name] = on_implementation(name, step)
     timings = time_calls(paths, repeats=repeats, warmup=2)
 
-    model = trainer.model()
-    graphdef, params, rest = nnx.split(model.decoder, nnx.Param, ...)
-    features = preprocess(batch["f0_hz"], batch["loudness_db"])
-
-    def decoder_loss(params: nnx.State) -> jax.Array:
-        controls = nnx.merge(graphdef, params, rest)(features)
-        return sum(jnp.sum(value) for value in controls.values())
-
-    decoder_flops = _flops(jax.jit(jax.grad(decoder_loss)).lower(params).compile())
+    decoder_flops = 3 * config.model.decoder.matmul_flops_per_frame() * batch_size * n_frames
     peak = matmul_peak_flops()
     figures = {
         name: {

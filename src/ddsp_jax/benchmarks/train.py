@@ -3,6 +3,7 @@
 import dataclasses
 import tempfile
 import time
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -14,21 +15,27 @@ from ddsp_jax.benchmarks.common import (
     merge_implementations,
     on_implementation,
     peak_rss_bytes,
-    time_call,
     time_calls,
 )
 from ddsp_jax.training.config import PRESETS
 from ddsp_jax.training.trainer import Trainer
 
+PEAK = "matmul peak"
 
-def matmul_peak_flops(size: int = 2048, repeats: int = 10) -> float:
-    """FLOP/s of a jitted float32 ``size × size`` matmul (median), this process's ceiling."""
+
+def matmul_peak(size: int = 2048, calls: int = 5) -> tuple[Callable[[], Any], float]:
+    """This process's matmul ceiling: a function running a jitted float32 ``size × size``
+    matmul ``calls`` times, and the FLOPs of one run of it (time it with the work it is
+    compared against, so that both see the same machine)."""
     rng = np.random.default_rng(0)
     a = jnp.asarray(rng.normal(size=(size, size)), jnp.float32)
     b = jnp.asarray(rng.normal(size=(size, size)), jnp.float32)
     matmul = jax.jit(jnp.matmul)
-    timing = time_call(lambda: matmul(a, b), repeats=repeats, warmup=2)
-    return 2.0 * size**3 / timing["median_seconds"]
+
+    def run() -> Any:
+        return [matmul(a, b) for _ in range(calls)]
+
+    return run, 2.0 * size**3 * calls
 
 
 def run(
@@ -49,9 +56,9 @@ def run(
         ``examples_per_second``, ``peak_rss_bytes``, ``decoder_flops_per_step`` (the
         decoder's matrix products, forward + backward: three times
         ``RnnFcDecoderConfig.matmul_flops_per_frame`` per frame; XLA's cost analysis counts
-        the GRU's scan body once, not once per frame), ``matmul_peak_flops`` (measured in
-        this run), ``roofline_fraction`` (decoder FLOPs per second over that peak) and
-        ``machine``.
+        the GRU's scan body once, not once per frame), ``matmul_peak_flops`` (a 2048² float32
+        matmul timed between the steps), ``roofline_fraction`` (decoder FLOPs per second over
+        that peak) and ``machine``.
     """
     config = dataclasses.replace(
         PRESETS[preset], batch_size=batch_size, micro_batches=micro_batches
@@ -78,10 +85,13 @@ def run(
             return out
 
         paths[name] = on_implementation(name, step)
-    timings = time_calls(paths, repeats=repeats, warmup=2)
+    peak_call, peak_call_flops = matmul_peak()
+    # The matmul ceiling is timed between the steps, so that the machine's drift over the
+    # run hits both alike (on a shared machine it moves by ±25 % within an hour).
+    timings = time_calls({**paths, PEAK: peak_call}, repeats=repeats, warmup=2)
+    peak = peak_call_flops / timings.pop(PEAK)["median_seconds"]
 
     decoder_flops = 3 * config.model.decoder.matmul_flops_per_frame() * batch_size * n_frames
-    peak = matmul_peak_flops()
     figures = {
         name: {
             "benchmark": "train",

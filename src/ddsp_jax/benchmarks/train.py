@@ -23,7 +23,7 @@ from ddsp_jax.training.trainer import Trainer
 PEAK = "matmul peak"
 
 
-def matmul_peak(size: int = 2048, calls: int = 5) -> tuple[Callable[[], Any], float]:
+def matmul_peak(size: int = 2048, calls: int = 5) -> tuple[Callable[[], list[jax.Array]], float]:
     """This process's matmul ceiling: a function running a jitted float32 ``size × size``
     matmul ``calls`` times, and the FLOPs of one run of it (time it with the work it is
     compared against, so that both see the same machine)."""
@@ -32,10 +32,10 @@ def matmul_peak(size: int = 2048, calls: int = 5) -> tuple[Callable[[], Any], fl
     b = jnp.asarray(rng.normal(size=(size, size)), jnp.float32)
     matmul = jax.jit(jnp.matmul)
 
-    def run() -> Any:
+    def multiply() -> list[jax.Array]:
         return [matmul(a, b) for _ in range(calls)]
 
-    return run, 2.0 * size**3 * calls
+    return multiply, 2.0 * size**3 * calls
 
 
 def run(

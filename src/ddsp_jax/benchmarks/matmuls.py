@@ -1,0 +1,125 @@
+"""The decoder's matrix products alone: the floor under a training step on this machine.
+
+``ddsp bench train`` reports the step's roofline fraction, its decoder FLOPs over a 2048²
+matmul's speed. The decoder's own products are smaller (512-wide layers, a GRU multiplying
+a ``[batch, 512]`` state once per frame) and run slower than a 2048² matmul, so even a step
+that did nothing else would not reach 100 %. This benchmark runs just those products, at a
+training step's shapes, and reports the fraction that such a step would reach: the
+ceiling for ``roofline_fraction``.
+"""
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ddsp_jax.benchmarks.common import machine, time_calls
+from ddsp_jax.benchmarks.train import PEAK, matmul_peak
+from ddsp_jax.models.decoders import RnnFcDecoderConfig
+from ddsp_jax.training.config import PRESETS
+
+
+def _weight_gradient(x: jax.Array, d_y: jax.Array) -> jax.Array:
+    """``xᵀ ∂y`` over all rows: ``[rows, fan_in]``, ``[rows, fan_out]`` → ``[fan_in, fan_out]``."""
+    return jax.lax.dot_general(x, d_y, (((0,), (0,)), ((), ())))
+
+
+def _recurrent_products(
+    h: jax.Array, kernel: jax.Array, n_frames: int
+) -> tuple[jax.Array, jax.Array]:
+    """The GRU's per-frame products for ``n_frames`` frames: forward ``h W`` and backward
+    ``∂g Wᵀ``, each feeding the next frame (so that frames run one after another)."""
+    channels = kernel.shape[0]
+
+    def forward(h: jax.Array, _: None) -> tuple[jax.Array, None]:
+        return jnp.tanh((h @ kernel)[:, :channels]), None
+
+    def backward(d_gates: jax.Array, _: None) -> tuple[jax.Array, None]:
+        return jnp.tile(jnp.tanh(d_gates @ kernel.T), 3), None
+
+    h_last, _ = jax.lax.scan(forward, h, length=n_frames)
+    d_gates_last, _ = jax.lax.scan(backward, jnp.tile(h, 3), length=n_frames)
+    return h_last, d_gates_last
+
+
+def decoder_matmuls(
+    config: RnnFcDecoderConfig, batch_size: int, n_frames: int
+) -> tuple[Callable[[], list[Any]], float]:
+    """A function running the decoder's matrix products as one training step on
+    ``batch_size`` examples of ``n_frames`` frames needs them, and their FLOPs.
+
+    Every product of ``config.matmul_shapes()`` is applied to all ``batch_size × n_frames``
+    rows three times (forward ``x W``, input gradient ``∂y Wᵀ``, weight gradient
+    ``xᵀ ∂y``), each a jitted program of its own; the GRU's recurrent product runs once per
+    frame forward and once backward, on ``[batch_size, channels]``, and its weight gradient
+    over all rows. Operands are random and shared between products of equal sizes.
+    """
+    products, (channels, gates) = config.matmul_shapes()
+    rows = batch_size * n_frames
+    rng = np.random.default_rng(0)
+    inputs: dict[int, jax.Array] = {}
+    gradients: dict[int, jax.Array] = {}
+
+    def operand(cache: dict[int, jax.Array], size: int) -> jax.Array:
+        if size not in cache:
+            cache[size] = jnp.asarray(rng.normal(size=(rows, size)), jnp.float32)
+        return cache[size]
+
+    multiply = jax.jit(jnp.matmul)
+    multiply_transposed = jax.jit(lambda d_y, kernel: d_y @ kernel.T)
+    weight_gradient = jax.jit(_weight_gradient)
+    recurrent = jax.jit(_recurrent_products, static_argnums=2)
+    calls: list[Callable[[], Any]] = []
+    for fan_in, fan_out in (*products, (channels, gates)):
+        x, d_y = operand(inputs, fan_in), operand(gradients, fan_out)
+        kernel = jnp.asarray(rng.normal(size=(fan_in, fan_out)) / fan_in**0.5, jnp.float32)
+        calls.append(lambda x=x, d_y=d_y: weight_gradient(x, d_y))
+        if (fan_in, fan_out) != (channels, gates):
+            calls.append(lambda x=x, kernel=kernel: multiply(x, kernel))
+            calls.append(lambda d_y=d_y, kernel=kernel: multiply_transposed(d_y, kernel))
+        else:
+            h = jnp.asarray(rng.normal(size=(batch_size, channels)), jnp.float32)
+            calls.append(lambda h=h, kernel=kernel: recurrent(h, kernel, n_frames))
+
+    def run() -> list[Any]:
+        return [jax.block_until_ready(call()) for call in calls]
+
+    return run, 3.0 * config.matmul_flops_per_frame() * rows
+
+
+def run(
+    preset: str = "nsynth", batch_size: int = 4, repeats: int = 5, micro_batches: int = 1
+) -> dict[str, Any]:
+    """Time the decoder's products (``decoder_matmuls``) for one training step of
+    ``preset`` at ``batch_size`` in ``micro_batches`` parts, interleaved with the 2048²
+    matmul peak that ``ddsp bench train`` uses.
+
+    Returns:
+        ``matmul_seconds`` (median, for the whole step: one part's products times
+        ``micro_batches``), ``matmul_flops_per_second``, ``matmul_peak_flops``,
+        ``shape_efficiency`` (the products' speed over the peak: the highest
+        ``roofline_fraction`` a training step at these shapes can reach on this machine)
+        and ``machine``.
+    """
+    config = PRESETS[preset]
+    products, flops = decoder_matmuls(
+        config.model.decoder, batch_size // micro_batches, config.n_frames
+    )
+    peak_call, peak_call_flops = matmul_peak()
+    timings = time_calls({"products": products, PEAK: peak_call}, repeats=repeats, warmup=2)
+    peak = peak_call_flops / timings[PEAK]["median_seconds"]
+    seconds = timings["products"]["median_seconds"]
+    return {
+        "benchmark": "matmuls",
+        "preset": preset,
+        "batch_size": batch_size,
+        "micro_batches": micro_batches,
+        "decoder_flops_per_step": flops * micro_batches,
+        "matmul_seconds": seconds * micro_batches,
+        "matmul_flops_per_second": flops / seconds,
+        "matmul_peak_flops": peak,
+        "shape_efficiency": flops / seconds / peak,
+        "machine": machine(),
+    }

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ddsp_jax.benchmarks.common import machine, time_calls
-from ddsp_jax.benchmarks.train import PEAK, matmul_peak
+from ddsp_jax.benchmarks.train import PEAK, SETTLE_SECONDS, matmul_peak
 from ddsp_jax.models.decoders import RnnFcDecoderConfig
 from ddsp_jax.training.config import PRESETS
 
@@ -108,7 +108,12 @@ def run(
         config.model.decoder, batch_size // micro_batches, config.n_frames
     )
     peak_call, peak_call_flops = matmul_peak()
-    timings = time_calls({"products": products, PEAK: peak_call}, repeats=repeats, warmup=2)
+    timings = time_calls(
+        {"products": products, PEAK: peak_call},
+        repeats=repeats,
+        warmup=2,
+        settle_seconds=SETTLE_SECONDS,
+    )
     peak = peak_call_flops / timings[PEAK]["median_seconds"]
     seconds = timings["products"]["median_seconds"]
     return {

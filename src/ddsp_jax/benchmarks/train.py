@@ -21,6 +21,7 @@ from ddsp_jax.training.config import PRESETS
 from ddsp_jax.training.trainer import Trainer
 
 PEAK = "matmul peak"
+SETTLE_SECONDS = 0.5  # Pause before each timed call (see ``time_calls``).
 
 
 def matmul_peak(size: int = 2048, calls: int = 5) -> tuple[Callable[[], list[jax.Array]], float]:
@@ -88,7 +89,9 @@ def run(
     peak_call, peak_call_flops = matmul_peak()
     # The matmul ceiling is timed between the steps, so that the machine's drift over the
     # run hits both alike (on a shared machine it moves by ±25 % within an hour).
-    timings = time_calls({**paths, PEAK: peak_call}, repeats=repeats, warmup=2)
+    timings = time_calls(
+        {**paths, PEAK: peak_call}, repeats=repeats, warmup=2, settle_seconds=SETTLE_SECONDS
+    )
     peak = peak_call_flops / timings.pop(PEAK)["median_seconds"]
 
     decoder_flops = 3 * config.model.decoder.matmul_flops_per_frame() * batch_size * n_frames

@@ -83,10 +83,10 @@ def decoder_matmuls(
             h = jnp.asarray(rng.normal(size=(batch_size, channels)), jnp.float32)
             calls.append(lambda h=h, kernel=kernel: recurrent(h, kernel, n_frames))
 
-    def run() -> list[Any]:
+    def multiply_all() -> list[Any]:
         return [jax.block_until_ready(call()) for call in calls]
 
-    return run, 3.0 * config.matmul_flops_per_frame() * rows
+    return multiply_all, 3.0 * config.matmul_flops_per_frame() * rows
 
 
 def run(

@@ -17,13 +17,8 @@ import numpy as np
 
 from ddsp_jax.benchmarks.common import machine, time_calls
 from ddsp_jax.benchmarks.train import PEAK, SETTLE_SECONDS, matmul_peak
-from ddsp_jax.models.decoders import RnnFcDecoderConfig
+from ddsp_jax.models.decoders import RnnFcDecoderConfig, weight_gradient
 from ddsp_jax.training.config import PRESETS
-
-
-def _weight_gradient(x: jax.Array, d_y: jax.Array) -> jax.Array:
-    """``xᵀ ∂y`` over all rows: ``[rows, fan_in]``, ``[rows, fan_out]`` → ``[fan_in, fan_out]``."""
-    return jax.lax.dot_general(x, d_y, (((0,), (0,)), ((), ())))
 
 
 def _recurrent_products(
@@ -46,9 +41,10 @@ def _recurrent_products(
 
 def decoder_matmuls(
     config: RnnFcDecoderConfig, batch_size: int, n_frames: int
-) -> tuple[Callable[[], list[Any]], float]:
+) -> tuple[Callable[[], list[Any]], int]:
     """A function running the decoder's matrix products as one training step on
-    ``batch_size`` examples of ``n_frames`` frames needs them, and their FLOPs.
+    ``batch_size`` examples of ``n_frames`` frames needs them, and the FLOPs of the products
+    it runs.
 
     Every product of ``config.matmul_shapes()`` is applied to all ``batch_size × n_frames``
     rows three times (forward ``x W``, input gradient ``∂y Wᵀ``, weight gradient
@@ -69,13 +65,17 @@ def decoder_matmuls(
 
     multiply = jax.jit(jnp.matmul)
     multiply_transposed = jax.jit(lambda d_y, kernel: d_y @ kernel.T)
-    weight_gradient = jax.jit(_weight_gradient)
+    weight_gradient_of = jax.jit(weight_gradient)
     recurrent = jax.jit(_recurrent_products, static_argnums=2)
     calls: list[Callable[[], Any]] = []
+    flops = 0
     for fan_in, fan_out in (*products, (channels, gates)):
+        # Three products of 2 × fan_in × fan_out FLOPs per row (the recurrent one: per
+        # example and frame, forward and backward, and its weight gradient over all rows).
+        flops += 3 * 2 * fan_in * fan_out * rows
         x, d_y = operand(inputs, fan_in), operand(gradients, fan_out)
         kernel = jnp.asarray(rng.normal(size=(fan_in, fan_out)) / fan_in**0.5, jnp.float32)
-        calls.append(lambda x=x, d_y=d_y: weight_gradient(x, d_y))
+        calls.append(lambda x=x, d_y=d_y: weight_gradient_of(x, d_y))
         if (fan_in, fan_out) != (channels, gates):
             calls.append(lambda x=x, kernel=kernel: multiply(x, kernel))
             calls.append(lambda d_y=d_y, kernel=kernel: multiply_transposed(d_y, kernel))
@@ -86,7 +86,7 @@ def decoder_matmuls(
     def multiply_all() -> list[Any]:
         return [jax.block_until_ready(call()) for call in calls]
 
-    return multiply_all, 3.0 * config.matmul_flops_per_frame() * rows
+    return multiply_all, flops
 
 
 def run(
@@ -103,6 +103,11 @@ def run(
         ``roofline_fraction`` a training step at these shapes can reach on this machine)
         and ``machine``.
     """
+    if micro_batches <= 0 or batch_size % micro_batches:
+        raise ValueError(
+            f"micro_batches ({micro_batches}) must be positive and divide batch_size "
+            f"({batch_size})."
+        )
     config = PRESETS[preset]
     products, flops = decoder_matmuls(
         config.model.decoder, batch_size // micro_batches, config.n_frames

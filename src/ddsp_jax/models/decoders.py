@@ -73,6 +73,12 @@ def _layer_norm_statistics(y: jax.Array, epsilon: float) -> tuple[jax.Array, jax
     return mean, jax.lax.rsqrt(variance + epsilon)
 
 
+def weight_gradient(x_rows: jax.Array, d_y_rows: jax.Array) -> jax.Array:
+    """A Dense layer's kernel gradient ``xᵀ ∂y`` over all rows, without transposing ``x``
+    first: ``[rows, fan_in]``, ``[rows, fan_out]`` → ``[fan_in, fan_out]``."""
+    return jax.lax.dot_general(x_rows, d_y_rows, (((0,), (0,)), ((), ())))
+
+
 def _dense_layer_norm_leaky_relu_fwd(
     x: jax.Array,
     kernel: jax.Array,
@@ -152,7 +158,7 @@ def _dense_layer_norm_leaky_relu_bwd(
     d_y = jax.lax.optimization_barrier(d_y)
     x_rows = x.reshape(-1, x.shape[-1])
     d_y_rows = d_y.reshape(-1, features)
-    d_kernel = jax.lax.dot_general(x_rows, d_y_rows, (((0,), (0,)), ((), ())))
+    d_kernel = weight_gradient(x_rows, d_y_rows)
     d_bias = jnp.sum(d_y_rows, axis=0)
     d_x = d_y @ kernel.T
     return d_x, d_kernel, d_bias, d_scale, d_norm_bias
@@ -278,7 +284,7 @@ def _gru_recurrence_bwd(
     )
     channels = kernel.shape[0]
     previous = gates[..., 4 * channels :].reshape(-1, channels)
-    d_kernel = previous.T @ d_recurrent.reshape(-1, 3 * channels)
+    d_kernel = weight_gradient(previous, d_recurrent.reshape(-1, 3 * channels))
     d_bias = jnp.sum(d_recurrent, axis=(0, 1))
     return d_projected, d_kernel, d_bias, d_initial_state
 

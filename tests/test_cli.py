@@ -9,6 +9,7 @@ import pytest
 import soundfile as sf
 
 from ddsp_jax.cli import compilation_cache_dir, main
+from ddsp_jax.training.config import PRESETS
 
 
 def test_synth_writes_a_16_bit_wav_at_the_requested_pitch(tmp_path, capsys):
@@ -66,6 +67,10 @@ def test_bench_all_prints_and_writes_every_figure(tmp_path, capsys):
     matmuls = result["matmuls"]
     assert matmuls["decoder_flops_per_step"] == train["decoder_flops_per_step"]
     assert matmuls["matmul_seconds"] > 0 and 0 < matmuls["shape_efficiency"] < 2
+    products, (channels, gates) = PRESETS["quick"].model.decoder.matmul_shapes()
+    shapes = {f"{fan_in}x{fan_out}" for fan_in, fan_out in products}
+    assert matmuls["shape_flops_per_second"].keys() == shapes | {f"recurrent_{channels}x{gates}"}
+    assert all(speed > 0 for speed in matmuls["shape_flops_per_second"].values())
     assert result["loudness"]["real_time_factor"] > 0
     assert result["loudness"]["frames_per_second"] > 0
     for key in ("custom_vjp_seconds", "autodiff_seconds", "speedup"):

@@ -468,15 +468,16 @@ def _transfer(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 
 def _print_table(result: dict) -> None:
-    width = max(len(k) for k in result)
+    rows: list[tuple[str, Any]] = []
     for name, value in result.items():
         if isinstance(value, dict):
-            for sub, sub_value in value.items():
-                print(f"  {(name + '.' + sub):<{width + 12}} {sub_value}")
-        elif isinstance(value, float):
-            print(f"  {name:<{width + 12}} {value:.4g}")
+            rows += [(f"{name}.{sub}", sub_value) for sub, sub_value in value.items()]
         else:
-            print(f"  {name:<{width + 12}} {value}")
+            rows.append((name, value))
+    width = max(len(name) for name, _ in rows)
+    for name, value in rows:
+        shown = f"{value:.4g}" if isinstance(value, float) else value
+        print(f"  {name:<{width}}  {shown}")
 
 
 def _run_benchmark(name: str, args: argparse.Namespace) -> dict:

@@ -41,16 +41,19 @@ def _recurrent_products(
 
 def decoder_matmuls(
     config: RnnFcDecoderConfig, batch_size: int, n_frames: int
-) -> tuple[Callable[[], list[Any]], int]:
-    """A function running the decoder's matrix products as one training step on
-    ``batch_size`` examples of ``n_frames`` frames needs them, and the FLOPs of the products
-    it runs.
+) -> dict[str, tuple[Callable[[], list[Any]], int]]:
+    """The decoder's matrix products as one training step on ``batch_size`` examples of
+    ``n_frames`` frames needs them, grouped by shape.
 
     Every product of ``config.matmul_shapes()`` is applied to all ``batch_size × n_frames``
     rows three times (forward ``x W``, input gradient ``∂y Wᵀ``, weight gradient
     ``xᵀ ∂y``), each a jitted program of its own; the GRU's recurrent product runs once per
     frame forward and once backward, on ``[batch_size, channels]``, and its weight gradient
     over all rows. Operands are random and shared between products of equal sizes.
+
+    Returns:
+        Per shape, ``"{fan_in}x{fan_out}"`` (``"recurrent_{channels}x{gates}"`` for the GRU's
+        recurrent product): a function running every product of that shape, and their FLOPs.
     """
     products, (channels, gates) = config.matmul_shapes()
     rows = batch_size * n_frames
@@ -67,41 +70,45 @@ def decoder_matmuls(
     multiply_transposed = jax.jit(lambda d_y, kernel: d_y @ kernel.T)
     weight_gradient_of = jax.jit(weight_gradient)
     recurrent = jax.jit(_recurrent_products, static_argnums=2)
-    calls: list[Callable[[], Any]] = []
-    flops = 0
+    calls: dict[str, list[Callable[[], Any]]] = {}
+    flops: dict[str, int] = {}
     for fan_in, fan_out in (*products, (channels, gates)):
+        is_recurrent = (fan_in, fan_out) == (channels, gates)
+        label = f"{'recurrent_' if is_recurrent else ''}{fan_in}x{fan_out}"
         # Three products of 2 × fan_in × fan_out FLOPs per row (the recurrent one: per
         # example and frame, forward and backward, and its weight gradient over all rows).
-        flops += 3 * 2 * fan_in * fan_out * rows
+        flops[label] = flops.get(label, 0) + 3 * 2 * fan_in * fan_out * rows
+        group = calls.setdefault(label, [])
         x, d_y = operand(inputs, fan_in), operand(gradients, fan_out)
         kernel = jnp.asarray(rng.normal(size=(fan_in, fan_out)) / fan_in**0.5, jnp.float32)
-        calls.append(lambda x=x, d_y=d_y: weight_gradient_of(x, d_y))
-        if (fan_in, fan_out) != (channels, gates):
-            calls.append(lambda x=x, kernel=kernel: multiply(x, kernel))
-            calls.append(lambda d_y=d_y, kernel=kernel: multiply_transposed(d_y, kernel))
-        else:
+        group.append(lambda x=x, d_y=d_y: weight_gradient_of(x, d_y))
+        if is_recurrent:
             h = jnp.asarray(rng.normal(size=(batch_size, channels)), jnp.float32)
-            calls.append(lambda h=h, kernel=kernel: recurrent(h, kernel, n_frames))
+            group.append(lambda h=h, kernel=kernel: recurrent(h, kernel, n_frames))
+        else:
+            group.append(lambda x=x, kernel=kernel: multiply(x, kernel))
+            group.append(lambda d_y=d_y, kernel=kernel: multiply_transposed(d_y, kernel))
 
-    def multiply_all() -> list[Any]:
-        return [jax.block_until_ready(call()) for call in calls]
+    def run_all(group: list[Callable[[], Any]]) -> Callable[[], list[Any]]:
+        return lambda: [jax.block_until_ready(call()) for call in group]
 
-    return multiply_all, flops
+    return {label: (run_all(group), flops[label]) for label, group in calls.items()}
 
 
 def run(
     preset: str = "nsynth", batch_size: int = 4, repeats: int = 5, micro_batches: int = 1
 ) -> dict[str, Any]:
     """Time the decoder's products (``decoder_matmuls``) for one training step of
-    ``preset`` at ``batch_size`` in ``micro_batches`` parts, interleaved with the 2048²
-    matmul peak that ``ddsp bench train`` uses.
+    ``preset`` at ``batch_size`` in ``micro_batches`` parts, each shape's in turn,
+    interleaved with the 2048² matmul peak that ``ddsp bench train`` uses.
 
     Returns:
-        ``matmul_seconds`` (median, for the whole step: one part's products times
+        ``matmul_seconds`` (for the whole step: the sum of each shape's median, times
         ``micro_batches``), ``matmul_flops_per_second``, ``matmul_peak_flops``,
         ``shape_efficiency`` (the products' speed over the peak: the highest
-        ``roofline_fraction`` a training step at these shapes can reach on this machine)
-        and ``machine``.
+        ``roofline_fraction`` a training step at these shapes can reach on this machine),
+        ``shape_flops_per_second`` (per shape, as ``decoder_matmuls`` labels them: where
+        the ceiling comes from) and ``machine``.
     """
     if micro_batches <= 0 or batch_size % micro_batches:
         raise ValueError(
@@ -109,27 +116,30 @@ def run(
             f"({batch_size})."
         )
     config = PRESETS[preset]
-    products, flops = decoder_matmuls(
-        config.model.decoder, batch_size // micro_batches, config.n_frames
-    )
+    groups = decoder_matmuls(config.model.decoder, batch_size // micro_batches, config.n_frames)
     peak_call, peak_call_flops = matmul_peak()
     timings = time_calls(
-        {"products": products, PEAK: peak_call},
+        {**{label: call for label, (call, _) in groups.items()}, PEAK: peak_call},
         repeats=repeats,
         warmup=2,
         settle_seconds=SETTLE_SECONDS,
     )
     peak = peak_call_flops / timings[PEAK]["median_seconds"]
-    seconds = timings["products"]["median_seconds"]
+    seconds = {label: timings[label]["median_seconds"] for label in groups}
+    flops = sum(group_flops for _, group_flops in groups.values())
+    total_seconds = sum(seconds.values())
     return {
         "benchmark": "matmuls",
         "preset": preset,
         "batch_size": batch_size,
         "micro_batches": micro_batches,
         "decoder_flops_per_step": flops * micro_batches,
-        "matmul_seconds": seconds * micro_batches,
-        "matmul_flops_per_second": flops / seconds,
+        "matmul_seconds": total_seconds * micro_batches,
+        "matmul_flops_per_second": flops / total_seconds,
         "matmul_peak_flops": peak,
-        "shape_efficiency": flops / seconds / peak,
+        "shape_efficiency": flops / total_seconds / peak,
+        "shape_flops_per_second": {
+            label: group_flops / seconds[label] for label, (_, group_flops) in groups.items()
+        },
         "machine": machine(),
     }

@@ -72,8 +72,10 @@ def decoder_matmuls(
     recurrent = jax.jit(_recurrent_products, static_argnums=2)
     calls: dict[str, list[Callable[[], Any]]] = {}
     flops: dict[str, int] = {}
-    for fan_in, fan_out in (*products, (channels, gates)):
-        is_recurrent = (fan_in, fan_out) == (channels, gates)
+    # Flagged, not recognised by shape: the GRU's input projection has the recurrent
+    # product's shape whenever its input is as wide as its state.
+    shapes = [(*shape, False) for shape in products] + [(channels, gates, True)]
+    for fan_in, fan_out, is_recurrent in shapes:
         label = f"{'recurrent_' if is_recurrent else ''}{fan_in}x{fan_out}"
         # Three products of 2 × fan_in × fan_out FLOPs per row (the recurrent one: per
         # example and frame, forward and backward, and its weight gradient over all rows).

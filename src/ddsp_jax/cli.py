@@ -9,7 +9,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-FRAME_RATE = 250  # Control frames per second.
+from ddsp_jax.core.defaults import FRAME_RATE, SAMPLE_RATE
+
 NO_CACHE_VARIABLE = "DDSP_JAX_NO_COMPILATION_CACHE"
 
 
@@ -598,7 +599,9 @@ def build_parser() -> argparse.ArgumentParser:
     synth = commands.add_parser("synth", help="render a note through the standard DDSP graph")
     synth.add_argument("--f0", type=float, required=True, help="fundamental frequency (Hz)")
     synth.add_argument("--seconds", type=float, default=2.0, help="duration (s)")
-    synth.add_argument("--sample-rate", type=int, default=16000, help="samples per second (Hz)")
+    synth.add_argument(
+        "--sample-rate", type=int, default=SAMPLE_RATE, help="samples per second (Hz)"
+    )
     synth.add_argument("--harmonics", type=int, default=60, help="number of harmonics")
     synth.add_argument("--amplitude", type=float, default=0.5, help="harmonic amplitude")
     synth.add_argument("--noise", type=float, default=0.01, help="noise gain relative to it")
@@ -654,8 +657,12 @@ def build_parser() -> argparse.ArgumentParser:
         "(searched recursively), glob patterns, or nsynth:PATH",
     )
     prepare.add_argument("--out", required=True, help="dataset folder")
-    prepare.add_argument("--sample-rate", type=int, default=16000, help="example audio rate (Hz)")
-    prepare.add_argument("--frame-rate", type=int, default=250, help="feature frames per second")
+    prepare.add_argument(
+        "--sample-rate", type=int, default=SAMPLE_RATE, help="example audio rate (Hz)"
+    )
+    prepare.add_argument(
+        "--frame-rate", type=int, default=FRAME_RATE, help="feature frames per second"
+    )
     prepare.add_argument("--example-seconds", type=float, default=4.0, help="example length (s)")
     prepare.add_argument("--hop-seconds", type=float, default=1.0, help="step between examples (s)")
     prepare.add_argument(

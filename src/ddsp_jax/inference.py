@@ -11,8 +11,8 @@ import soxr
 from flax import nnx
 
 from ddsp_jax.core.units import DB_RANGE, hz_to_midi, midi_to_hz
-from ddsp_jax.data.prepare import SILENCE_PEAK, note_frames
 from ddsp_jax.features.extract import compute_features
+from ddsp_jax.features.notes import is_silent, note_frames
 from ddsp_jax.models.autoencoder import Autoencoder, render
 from ddsp_jax.training.export import SavedModel
 
@@ -99,7 +99,7 @@ def _at_model_rate(
         audio = audio.mean(axis=1)
     if not np.all(np.isfinite(audio)):
         raise ValueError("the audio has NaN or infinite samples.")
-    if audio.size == 0 or np.max(np.abs(audio)) < SILENCE_PEAK:
+    if is_silent(audio):
         raise SilentInputError("the audio is silent: no notes were detected.")
     if sample_rate != saved.sample_rate:
         return soxr.resample(audio, sample_rate, saved.sample_rate, "HQ").astype(np.float32), len(

@@ -6,6 +6,7 @@ from typing import Literal
 import jax
 import jax.numpy as jnp
 
+from ddsp_jax.core.defaults import SAMPLE_RATE
 from ddsp_jax.core.spectral import compute_loudness, compute_mag
 from ddsp_jax.core.units import safe_log
 from ddsp_jax.core.validation import check_rank
@@ -58,7 +59,7 @@ def multi_scale_spectral_loss(
     cumsum_freq_weight: float = 0.0,
     loudness_weight: float = 0.0,
     weights: jax.Array | None = None,
-    sample_rate: int = 16000,
+    sample_rate: int = SAMPLE_RATE,
 ) -> jax.Array:
     """Sum over FFT sizes of spectrogram distances between ``target_audio`` and ``audio``.
 

@@ -271,17 +271,6 @@ def test_cli_prepares_then_trains_on_nsynth_and_on_a_folder(tmp_path, capsys):
     assert "nothing usable" in capsys.readouterr().err
 
 
-def test_note_frames_fill_short_gaps_only():
-    confidence = np.full((2, 300), 0.95, np.float32)
-    confidence[0, 100:110] = 0.3  # A vibrato dip: 10 frames, filled.
-    confidence[1, 100:140] = 0.3  # A rest: 40 frames, kept.
-    loudness = np.full((2, 300), -30.0, np.float32)
-    loudness[:, 250:] = -70.0  # Too quiet to be a note.
-    notes = prep.note_frames(confidence, loudness)
-    assert notes[0, :250].all() and not notes[0, 250:].any()
-    assert notes[1, :100].all() and not notes[1, 100:140].any() and notes[1, 140:250].all()
-
-
 def test_a_streamed_wav_with_placeholder_lengths_is_not_called_truncated(tmp_path):
     import struct
 

@@ -5,10 +5,9 @@ from typing import Any
 import numpy as np
 
 from ddsp_jax.benchmarks.common import machine, time_call
+from ddsp_jax.core.defaults import FRAME_RATE, SAMPLE_RATE
 from ddsp_jax.features.f0 import compute_f0
 
-SAMPLE_RATE = 16000
-FRAME_RATE = 250
 VIBRATO_CENTS, VIBRATO_HZ = 20.0, 5.0
 
 

@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ddsp_jax.benchmarks.common import machine, peak_rss_bytes, time_call
+from ddsp_jax.core.defaults import FRAME_RATE, SAMPLE_RATE
 from ddsp_jax.core.spectral import compute_loudness
 from ddsp_jax.features.extract import LOUDNESS_N_FFT
 
@@ -14,8 +15,8 @@ from ddsp_jax.features.extract import LOUDNESS_N_FFT
 def run(
     batch_size: int = 4,
     seconds: float = 4.0,
-    sample_rate: int = 16000,
-    frame_rate: int = 250,
+    sample_rate: int = SAMPLE_RATE,
+    frame_rate: int = FRAME_RATE,
     n_fft: int = LOUDNESS_N_FFT,
     repeats: int = 10,
 ) -> dict[str, Any]:

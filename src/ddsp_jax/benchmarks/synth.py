@@ -14,6 +14,7 @@ from ddsp_jax.benchmarks.common import (
     peak_rss_bytes,
     time_calls,
 )
+from ddsp_jax.core.defaults import FRAME_RATE, SAMPLE_RATE
 from ddsp_jax.core.implementation import use_implementation
 from ddsp_jax.processors import ProcessorGraph, ProcessorGraphConfig
 
@@ -23,8 +24,8 @@ MAGENTA_SECONDS = 0.29  # magenta/ddsp (TF 2.11), 4 × 4 s on the project's 2-co
 def run(
     batch_size: int = 4,
     seconds: float = 4.0,
-    sample_rate: int = 16000,
-    frame_rate: int = 250,
+    sample_rate: int = SAMPLE_RATE,
+    frame_rate: int = FRAME_RATE,
     n_harmonics: int = 100,
     n_noise_bands: int = 65,
     reverb_length: int = 16000,

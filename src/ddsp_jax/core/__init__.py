@@ -4,6 +4,7 @@ No classes and no state. Shapes are ``[batch, time, channels]``; frequencies are
 phases in cycles, levels in dB unless a name says otherwise.
 """
 
+from ddsp_jax.core.defaults import FRAME_RATE, SAMPLE_RATE
 from ddsp_jax.core.filters import (
     fft_convolve,
     frequency_filter,
@@ -50,7 +51,9 @@ from ddsp_jax.core.units import (
 
 __all__ = [
     "DB_RANGE",
+    "FRAME_RATE",
     "RESAMPLE_METHODS",
+    "SAMPLE_RATE",
     "a_weighting",
     "amplitude_to_db",
     "compute_logmag",

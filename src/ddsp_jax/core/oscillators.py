@@ -26,6 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ddsp_jax.core.defaults import SAMPLE_RATE
 from ddsp_jax.core.implementation import Implementation, current_implementation
 from ddsp_jax.core.resample import ResampleMethod, interpolation_taps
 from ddsp_jax.core.units import safe_divide
@@ -181,7 +182,7 @@ def normalize_harmonics(
 def oscillator_bank(
     frequency_envelopes: jax.Array,
     amplitude_envelopes: jax.Array,
-    sample_rate: float = 16000,
+    sample_rate: float = SAMPLE_RATE,
     sum_sinusoids: bool = True,
     initial_phase: jax.Array | None = None,
 ) -> jax.Array:
@@ -558,7 +559,7 @@ def harmonic_oscillator(
     f0_hz: jax.Array,
     harmonic_amplitudes: jax.Array,
     n_samples: int,
-    sample_rate: float = 16000,
+    sample_rate: float = SAMPLE_RATE,
     amp_resample_method: ResampleMethod = "window",
     initial_phase: jax.Array | None = None,
 ) -> tuple[jax.Array, jax.Array]:
@@ -678,7 +679,7 @@ def harmonic_synthesis(
     amplitudes: jax.Array,
     harmonic_distribution: jax.Array | None = None,
     n_samples: int = 64000,
-    sample_rate: float = 16000,
+    sample_rate: float = SAMPLE_RATE,
     amp_resample_method: ResampleMethod = "window",
     normalize_below_nyquist: bool = True,
 ) -> jax.Array:

@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ddsp_jax.core.defaults import FRAME_RATE, SAMPLE_RATE
 from ddsp_jax.core.units import DB_RANGE, amplitude_to_db, power_to_db, safe_log
 from ddsp_jax.core.validation import check_positive, check_positive_int, check_rank
 
@@ -133,7 +134,7 @@ def compute_mel(
     fft_size: int = 2048,
     overlap: float = 0.75,
     pad_end: bool = True,
-    sample_rate: float = 16000,
+    sample_rate: float = SAMPLE_RATE,
 ) -> jax.Array:
     """Mel-scaled magnitude spectrogram ``[batch, n_frames, bins]``."""
     check_positive("sample_rate", sample_rate)
@@ -150,7 +151,7 @@ def compute_logmel(
     fft_size: int = 2048,
     overlap: float = 0.75,
     pad_end: bool = True,
-    sample_rate: float = 16000,
+    sample_rate: float = SAMPLE_RATE,
 ) -> jax.Array:
     """Natural log of the mel spectrogram ``[batch, n_frames, bins]``."""
     return safe_log(compute_mel(audio, lo_hz, hi_hz, bins, fft_size, overlap, pad_end, sample_rate))
@@ -173,7 +174,7 @@ def compute_mfcc(
     mfcc_bins: int = 13,
     overlap: float = 0.75,
     pad_end: bool = True,
-    sample_rate: float = 16000,
+    sample_rate: float = SAMPLE_RATE,
 ) -> jax.Array:
     """Mel-frequency cepstral coefficients ``[batch, n_frames, mfcc_bins]``."""
     if not 0 < mfcc_bins <= mel_bins:
@@ -243,8 +244,8 @@ def frames_at_rate(
 
 def compute_rms_energy(
     audio: jax.Array,
-    sample_rate: int = 16000,
-    frame_rate: int = 250,
+    sample_rate: int = SAMPLE_RATE,
+    frame_rate: int = FRAME_RATE,
     frame_size: int = 512,
     padding: str = "center",
 ) -> jax.Array:
@@ -267,8 +268,8 @@ def compute_rms_energy(
 
 def compute_power(
     audio: jax.Array,
-    sample_rate: int = 16000,
-    frame_rate: int = 250,
+    sample_rate: int = SAMPLE_RATE,
+    frame_rate: int = FRAME_RATE,
     frame_size: int = 512,
     ref_db: float = 0.0,
     range_db: float = DB_RANGE,
@@ -305,8 +306,8 @@ def _a_weighting_power(n_fft: int, sample_rate: int) -> np.ndarray:
 
 def compute_loudness(
     audio: jax.Array,
-    sample_rate: int = 16000,
-    frame_rate: int = 250,
+    sample_rate: int = SAMPLE_RATE,
+    frame_rate: int = FRAME_RATE,
     n_fft: int = 512,
     range_db: float = DB_RANGE,
     ref_db: float = 0.0,

@@ -36,8 +36,9 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from ddsp_jax.core.units import hz_to_midi
+from ddsp_jax.core.defaults import FRAME_RATE, SAMPLE_RATE
 from ddsp_jax.features.extract import FEATURE_NAMES, LOUDNESS_N_FFT, compute_features
+from ddsp_jax.features.notes import SILENCE_PEAK, feature_statistics
 
 FORMAT = "ddsp-jax prepared dataset"
 VERSION = 1
@@ -50,10 +51,6 @@ AUDIO_EXTENSIONS = frozenset(
     {".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc"}
     | {".au", ".snd", ".caf", ".w64", ".rf64"}
 )
-CONFIDENT = 0.85  # f0 confidence of a note frame (magenta's F0LdEvaluator threshold).
-NOTE_MIN_LOUDNESS_DB = -60.0  # A note frame is also louder than this.
-NOTE_GAP_FRAMES = 25  # Shorter gaps between note frames are filled (0.1 s at 250 Hz).
-SILENCE_PEAK = 1e-4  # A file whose peak is below this (−80 dBFS) is silent.
 NOTES_PER_SHARD = 256
 _FEATURE_BATCH = 8  # Chunks whose features are computed together.
 
@@ -82,8 +79,8 @@ class PrepareConfig:
         nsynth_subset: For ``nsynth:`` inputs, ``"gansynth"`` or ``"all"``.
     """
 
-    sample_rate: int = 16000
-    frame_rate: int = 250
+    sample_rate: int = SAMPLE_RATE
+    frame_rate: int = FRAME_RATE
     example_seconds: float = 4.0
     hop_seconds: float = 1.0
     eval_fraction: float = 0.1
@@ -436,59 +433,6 @@ def _split(shards: list[tuple[str, dict]], eval_fraction: float) -> dict[str, li
     for digest, key, start, stop in chunks:
         splits["eval" if digest in chosen else "train"].append([key, start, stop])
     return splits
-
-
-def note_frames(
-    f0_confidence: np.ndarray, loudness_db: np.ndarray, max_gap: int = NOTE_GAP_FRAMES
-) -> np.ndarray:
-    """Where notes sound, ``[..., n_frames]`` bool: frames whose f0 confidence is at least
-    ``CONFIDENT`` and loudness above ``NOTE_MIN_LOUDNESS_DB``, with gaps of fewer than
-    ``max_gap`` frames between them filled (a morphological closing along time), so that a
-    vibrato or consonant that dips the confidence does not cut a note."""
-    notes = (np.asarray(f0_confidence) >= CONFIDENT) & (
-        np.asarray(loudness_db) > NOTE_MIN_LOUDNESS_DB
-    )
-    if max_gap <= 1 or notes.shape[-1] == 0:
-        return notes
-    half = max_gap // 2
-    width = [(0, 0)] * (notes.ndim - 1) + [(half, half)]
-
-    def sliding(x: np.ndarray, reduce: Callable, fill: bool) -> np.ndarray:
-        padded = np.pad(x, width, constant_values=fill)
-        windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * half + 1, axis=-1)
-        return reduce(windows, axis=-1)
-
-    closed = sliding(sliding(notes, np.any, False), np.all, True)
-    return closed
-
-
-def feature_statistics(
-    f0_hz: np.ndarray, f0_confidence: np.ndarray, loudness_db: np.ndarray
-) -> dict[str, Any]:
-    """What timbre transfer needs of a training set's features (``[..., n_frames]`` arrays
-    of one shape): loudness quantiles (0-100 %, 101 values; dB) over all frames and over
-    ``note_frames``, f0 quantiles and mean pitch (MIDI) over note frames, and the share of
-    note frames. Note-frame figures are None where there are none."""
-    loudness = np.asarray(loudness_db, np.float64).ravel()
-    notes = note_frames(f0_confidence, loudness_db).ravel()
-    pitch = np.asarray(hz_to_midi(np.asarray(f0_hz, np.float32).ravel()[notes]))
-    percent = np.linspace(0.0, 100.0, 101)
-    stats: dict[str, Any] = {
-        "confidence_threshold": CONFIDENT,
-        "note_frame_fraction": float(np.mean(notes)),
-        "loudness_db_quantiles": np.percentile(loudness, percent).round(4).tolist(),
-        "note_loudness_db_quantiles": None,
-        "f0_midi_quantiles": None,
-        "mean_pitch_midi": None,
-        "mean_loudness_db": float(np.mean(loudness)),
-    }
-    if notes.any():
-        stats["note_loudness_db_quantiles"] = (
-            np.percentile(loudness[notes], percent).round(4).tolist()
-        )
-        stats["f0_midi_quantiles"] = np.percentile(pitch, percent).round(4).tolist()
-        stats["mean_pitch_midi"] = float(np.mean(pitch))
-    return stats
 
 
 def _statistics(dataset: "PreparedDataset") -> dict[str, Any]:

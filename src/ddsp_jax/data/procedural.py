@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ddsp_jax.core.defaults import FRAME_RATE, SAMPLE_RATE
 from ddsp_jax.core.filters import fft_convolve, frequency_filter
 from ddsp_jax.core.oscillators import harmonic_synthesis
 from ddsp_jax.core.units import amplitude_to_db, midi_to_hz
@@ -111,9 +112,9 @@ def render_notes(
     *,
     instrument_seed: int = 0,
     n_instruments: int = 1,
-    sample_rate: int = 16000,
+    sample_rate: int = SAMPLE_RATE,
     seconds: float = 4.0,
-    frame_rate: int = 250,
+    frame_rate: int = FRAME_RATE,
     n_harmonics: int = 60,
     pitch_range: tuple[int, int] = (48, 72),
     room: bool = True,

@@ -5,6 +5,7 @@ import functools
 import jax
 import numpy as np
 
+from ddsp_jax.core.defaults import FRAME_RATE
 from ddsp_jax.core.spectral import compute_loudness
 from ddsp_jax.features.f0 import compute_f0
 
@@ -20,7 +21,7 @@ def _loudness(audio: jax.Array, sample_rate: int, frame_rate: int, n_fft: int) -
 def compute_features(
     audio: np.ndarray,
     sample_rate: int,
-    frame_rate: int = 250,
+    frame_rate: int = FRAME_RATE,
     f0_model: str | None = "full",
     loudness_n_fft: int = LOUDNESS_N_FFT,
 ) -> dict[str, np.ndarray]:

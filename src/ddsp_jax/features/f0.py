@@ -22,6 +22,7 @@ import numpy as np
 import soxr
 from flax import nnx
 
+from ddsp_jax.core.defaults import FRAME_RATE
 from ddsp_jax.core.spectral import frame_starts
 from ddsp_jax.core.validation import check_finite, check_positive_int
 from ddsp_jax.features.torch_weights import WeightsError, crepe_weights_path, load_torch_state_dict
@@ -206,7 +207,7 @@ def crepe_salience(
 def compute_f0(
     audio: np.ndarray,
     sample_rate: int,
-    frame_rate: int = 250,
+    frame_rate: int = FRAME_RATE,
     capacity: str = "full",
     viterbi: bool = True,
     padding: str = "center",

@@ -6,6 +6,7 @@ from typing import Literal
 import jax
 from flax import nnx
 
+from ddsp_jax.core.defaults import SAMPLE_RATE
 from ddsp_jax.core.resample import ResampleMethod
 from ddsp_jax.core.validation import check_positive, check_positive_int
 from ddsp_jax.processors.base import Controls
@@ -42,7 +43,7 @@ class ProcessorGraphConfig:
         amp_resample_method: How harmonic amplitudes are upsampled.
     """
 
-    sample_rate: int = 16000
+    sample_rate: int = SAMPLE_RATE
     n_samples: int = 64000
     n_harmonics: int = 100
     n_noise_bands: int = 65

@@ -5,6 +5,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
+from ddsp_jax.core.defaults import SAMPLE_RATE
 from ddsp_jax.core.filters import frequency_filter
 from ddsp_jax.core.oscillators import harmonic_synthesis
 from ddsp_jax.core.resample import RESAMPLE_METHODS, ResampleMethod
@@ -26,7 +27,7 @@ class HarmonicConfig:
     """
 
     n_samples: int = 64000
-    sample_rate: int = 16000
+    sample_rate: int = SAMPLE_RATE
     normalize_below_nyquist: bool = True
     amp_resample_method: ResampleMethod = "window"
     scale_fn: ScaleFn = "exp_sigmoid"

@@ -8,6 +8,7 @@ import typing
 from pathlib import Path
 from typing import Any
 
+from ddsp_jax.core.defaults import FRAME_RATE, SAMPLE_RATE
 from ddsp_jax.models.autoencoder import AutoencoderConfig
 from ddsp_jax.models.decoders import RnnFcDecoderConfig
 from ddsp_jax.processors.graph import ProcessorGraphConfig
@@ -70,7 +71,7 @@ class TrainConfig:
     optimizer: OptimizerConfig = dataclasses.field(default_factory=OptimizerConfig)
     loss: LossConfig = dataclasses.field(default_factory=LossConfig)
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
-    frame_rate: int = 250
+    frame_rate: int = FRAME_RATE
     batch_size: int = 32
     # Each step's batch is split into this many equal micro-batches whose gradients are
     # averaged: the same update (the loss is a mean over the batch) with the activation
@@ -136,7 +137,7 @@ def model_config(
     layers: int,
     rnn_channels: int,
     n_samples: int,
-    sample_rate: int = 16000,
+    sample_rate: int = SAMPLE_RATE,
     n_noise_bands: int = 65,
 ) -> AutoencoderConfig:
     return AutoencoderConfig(

@@ -15,8 +15,9 @@ import jax
 import numpy as np
 from flax import nnx
 
-from ddsp_jax.data.prepare import CONFIDENT, PreparedDataset
+from ddsp_jax.data.prepare import PreparedDataset
 from ddsp_jax.features.extract import compute_features
+from ddsp_jax.features.notes import CONFIDENT
 from ddsp_jax.models.autoencoder import Autoencoder, render
 from ddsp_jax.training.config import TrainConfig
 from ddsp_jax.training.export import SavedModel

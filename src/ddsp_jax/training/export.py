@@ -18,7 +18,8 @@ import jax
 import numpy as np
 from flax import nnx, serialization
 
-from ddsp_jax.data.prepare import DATASET_FILE, NSYNTH_PREFIX, PreparedDataset, feature_statistics
+from ddsp_jax.data.prepare import DATASET_FILE, NSYNTH_PREFIX, PreparedDataset
+from ddsp_jax.features.notes import feature_statistics
 from ddsp_jax.models.autoencoder import Autoencoder
 from ddsp_jax.training.config import TrainConfig, from_dict, to_dict
 from ddsp_jax.training.data import load_npz, nsynth_dataset_dir, procedural_split

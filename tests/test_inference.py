@@ -13,10 +13,12 @@ from crepe import needs_weights
 from ddsp_jax.cli import main
 from ddsp_jax.data.procedural import render_notes, sung_melody
 from ddsp_jax.inference import extract, resynthesize, synthesize, whole_frames
+from ddsp_jax.models.saved import ModelError, load_model
+from ddsp_jax.serialization import to_dict
 from ddsp_jax.training import Trainer
 from ddsp_jax.training.config import DataConfig
 from ddsp_jax.training.data import ExampleSource
-from ddsp_jax.training.export import ModelError, export_model, load_model
+from ddsp_jax.training.export import export_model
 from tiny import tiny_config
 
 
@@ -44,7 +46,8 @@ def tone(f0: float, seconds: float, sample_rate: int) -> np.ndarray:
 def test_export_then_load_gives_the_trained_model(run):
     trainer, examples, root = run
     saved = load_model(root / "model")
-    assert saved.step == 3 and saved.config == trainer.config
+    assert saved.step == 3 and saved.config == trainer.config.model
+    assert saved.training == to_dict(trainer.config) and saved.frame_rate == 250
     loaded = jax.tree.leaves(nnx.state(saved.model, nnx.Param))
     trained = jax.tree.leaves(trainer.params)
     assert len(loaded) == len(trained) > 10

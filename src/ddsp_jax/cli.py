@@ -319,7 +319,8 @@ def _render_soundfont(args: argparse.Namespace, parser: argparse.ArgumentParser)
 
 
 def _export(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from ddsp_jax.training.export import ModelError, export_model
+    from ddsp_jax.models.saved import ModelError
+    from ddsp_jax.training.export import export_model
 
     try:
         out = export_model(args.run, args.out, args.step)
@@ -351,7 +352,7 @@ def _play(args: argparse.Namespace) -> int:
     from ddsp_jax.data.prepare import UnusableInputError, load_audio
     from ddsp_jax.features.torch_weights import WeightsError
     from ddsp_jax.inference import LOUDNESS_WARNING_DB, SilentInputError, resynthesize, transfer
-    from ddsp_jax.training.export import ModelError, load_model
+    from ddsp_jax.models.saved import ModelError, load_model
 
     command = f"ddsp {args.command}"
     report = None
@@ -418,8 +419,9 @@ def _play(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from ddsp_jax import plots
     from ddsp_jax.features.torch_weights import WeightsError
+    from ddsp_jax.models.saved import ModelError
     from ddsp_jax.training.evaluate import evaluate_model
-    from ddsp_jax.training.export import ModelError, load_model_or_run
+    from ddsp_jax.training.export import load_model_or_run
 
     if args.max_examples <= 0:
         parser.error(f"--max-examples must be positive, got {args.max_examples}.")
@@ -526,7 +528,7 @@ def _run_benchmark(name: str, args: argparse.Namespace) -> dict:
         except (WeightsError, SoundFontError) as error:
             raise BenchmarkError(str(error)) from error
     from ddsp_jax.benchmarks import transfer
-    from ddsp_jax.training.export import ModelError
+    from ddsp_jax.models.saved import ModelError
 
     if args.model is None:
         raise BenchmarkError("bench transfer needs --model MODEL (a model or run folder).")

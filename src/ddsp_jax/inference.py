@@ -14,7 +14,7 @@ from ddsp_jax.core.units import DB_RANGE, hz_to_midi, midi_to_hz
 from ddsp_jax.features.extract import compute_features
 from ddsp_jax.features.notes import is_silent, note_frames
 from ddsp_jax.models.autoencoder import Autoencoder, render
-from ddsp_jax.training.export import SavedModel
+from ddsp_jax.models.saved import SavedModel
 
 # ``ddsp transfer`` warns when, on the note frames, the output's loudness is this far (dB,
 # median) from the loudness it was conditioned on: the model does not follow the input.
@@ -27,8 +27,8 @@ class SilentInputError(ValueError):
 
 def model_for_length(saved: SavedModel, n_samples: int) -> Autoencoder:
     """The saved model, synthesising ``n_samples`` at a time (no parameter depends on it)."""
-    synth = dataclasses.replace(saved.config.model.synth, n_samples=n_samples)
-    config = dataclasses.replace(saved.config.model, synth=synth)
+    synth = dataclasses.replace(saved.config.synth, n_samples=n_samples)
+    config = dataclasses.replace(saved.config, synth=synth)
     graphdef = nnx.split(nnx.eval_shape(lambda: Autoencoder(config, rngs=nnx.Rngs(0))))[0]
     return nnx.merge(graphdef, nnx.state(saved.model))
 

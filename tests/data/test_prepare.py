@@ -191,7 +191,8 @@ SHORT = PrepareConfig(f0_model="tiny", example_seconds=0.1, hop_seconds=0.1)
 
 
 def write_tiny_config(path, **data) -> None:
-    from ddsp_jax.training.config import DataConfig, to_dict
+    from ddsp_jax.serialization import to_dict
+    from ddsp_jax.training.config import DataConfig
     from tiny import tiny_config
 
     config = tiny_config(data=DataConfig(example_seconds=0.1, **data), steps=4)

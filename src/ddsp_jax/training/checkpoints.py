@@ -5,6 +5,13 @@ from typing import Any
 
 import jax
 import orbax.checkpoint as ocp
+from flax import nnx
+
+from ddsp_jax.models.autoencoder import Autoencoder
+from ddsp_jax.training.config import TrainConfig, model_class_of
+from ddsp_jax.training.optimizer import make_optimizer
+
+CHECKPOINT_DIR = "checkpoints"  # Inside a run folder.
 
 
 class Checkpoints:
@@ -35,7 +42,16 @@ class Checkpoints:
         self.manager.wait_until_finished()
 
     def restore(self, step: int, like: Any) -> tuple[Any, dict[str, Any]]:
-        """Read step ``step`` into the structure of ``like`` (arrays of the same shapes)."""
+        """Read step ``step`` into the structure of ``like`` (arrays, or ``jax.ShapeDtypeStruct``
+        leaves, of the saved shapes).
+
+        Raises:
+            FileNotFoundError: When there is no checkpoint of that step.
+        """
+        if step not in self.all_steps():
+            raise FileNotFoundError(
+                f"no checkpoint of step {step} in {self.directory} (steps: {self.all_steps()})."
+            )
         target = jax.tree.map(ocp.utils.to_shape_dtype_struct, like)
         restored = self.manager.restore(
             step,
@@ -47,3 +63,41 @@ class Checkpoints:
 
     def close(self) -> None:
         self.manager.close()
+
+
+def restore_model(
+    run_dir: str | Path, config: TrainConfig, step: int | None = None
+) -> tuple[Autoencoder, int]:
+    """The model of training run ``run_dir`` at checkpoint ``step`` (default: the latest).
+
+    Nothing is initialised or compiled: the model and optimizer state are built abstractly
+    (``nnx.eval_shape``) to give orbax the saved structure, and only arrays are read.
+
+    Args:
+        run_dir: The run folder (its ``checkpoints/``).
+        config: The run's ``TrainConfig`` (its ``config.json``).
+        step: The checkpoint's step; None for the latest.
+
+    Returns:
+        ``(model, step)``: the training engine's model class (see ``model_class_of``).
+
+    Raises:
+        FileNotFoundError: When the run has no checkpoint, or none of ``step``.
+    """
+    directory = Path(run_dir) / CHECKPOINT_DIR
+    if not directory.is_dir():
+        raise FileNotFoundError(f"no checkpoint in {directory}.")
+    model_class = model_class_of(config.engine)
+    abstract = nnx.eval_shape(lambda: model_class(config.model, rngs=nnx.Rngs(config.seed)))
+    graphdef, params, rest = nnx.split(abstract, nnx.Param, ...)
+    opt_state = jax.eval_shape(make_optimizer(config.optimizer).init, params)
+    checkpoints = Checkpoints(directory, config.keep_checkpoints)
+    try:
+        step = checkpoints.latest_step() if step is None else step
+        if step is None:
+            raise FileNotFoundError(f"no checkpoint in {directory}.")
+        like = {"params": params, "rest": rest, "opt_state": opt_state}
+        state, meta = checkpoints.restore(step, like)
+    finally:
+        checkpoints.close()
+    return nnx.merge(graphdef, state["params"], state["rest"]), int(meta["step"])

@@ -19,8 +19,9 @@ from ddsp_jax.data.prepare import PreparedDataset
 from ddsp_jax.features.extract import compute_features
 from ddsp_jax.features.notes import CONFIDENT
 from ddsp_jax.models.autoencoder import Autoencoder, render
+from ddsp_jax.models.saved import SavedModel
+from ddsp_jax.serialization import from_dict
 from ddsp_jax.training.config import TrainConfig
-from ddsp_jax.training.export import SavedModel
 from ddsp_jax.training.trainer import example_spectral_losses, initialize_model
 
 OUTLIER_CENTS = 1200.0  # magenta's OUTLIER_MIDI_THRESH: 12 semitones.
@@ -156,7 +157,8 @@ def evaluate_model(
         PrepareError: When ``data`` is not a prepared dataset that fits the model.
         ValueError: When it has no eval examples.
     """
-    config, synth = saved.config, saved.config.model.synth
+    config = from_dict(TrainConfig, saved.training)
+    synth = config.model.synth
     dataset = PreparedDataset(data)
     dataset.check_matches(synth.sample_rate, synth.n_samples, config.frame_rate)
     index = dataset.index("eval")[:max_examples]

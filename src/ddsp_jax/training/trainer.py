@@ -18,14 +18,14 @@ from flax import nnx
 
 from ddsp_jax.losses import multi_scale_spectral_loss
 from ddsp_jax.models.autoencoder import Autoencoder
-from ddsp_jax.training.checkpoints import Checkpoints
-from ddsp_jax.training.config import LossConfig, OptimizerConfig, TrainConfig, to_dict
+from ddsp_jax.serialization import to_dict
+from ddsp_jax.training.checkpoints import CHECKPOINT_DIR, Checkpoints
+from ddsp_jax.training.config import CONFIG_FILE, LossConfig, TrainConfig, model_class_of
 from ddsp_jax.training.data import BatchSource, Examples, nsynth_dataset_dir
 from ddsp_jax.training.metrics import MetricsLog
+from ddsp_jax.training.optimizer import learning_rate, make_optimizer
 from ddsp_jax.training.program_cache import cached_jit
 
-CONFIG_FILE = "config.json"
-CHECKPOINT_DIR = "checkpoints"
 # Settings a resumed run may change: none alters the result of a step.
 RESUMABLE_CHANGES = ("steps", "tensorboard", "eval_every", "eval_f0_model")
 
@@ -55,14 +55,6 @@ def _stop_requests() -> Iterator[list[int]]:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-
-
-def make_optimizer(config: OptimizerConfig) -> optax.GradientTransformation:
-    """Global-norm clipping then Adam with an exponentially decaying learning rate."""
-    schedule = optax.exponential_decay(
-        config.learning_rate, transition_steps=config.decay_steps, decay_rate=config.decay_rate
-    )
-    return optax.chain(optax.clip_by_global_norm(config.grad_clip_norm), optax.adam(schedule))
 
 
 def spectral_loss(
@@ -168,16 +160,6 @@ def _evaluate(
     model = nnx.merge(graphdef, params, rest)
     audio = model(batch, key=jax.random.key(0))["audio_synth"]
     return audio, example_spectral_losses(loss_config, sample_rate, batch["audio"], audio)
-
-
-def model_class_of(engine: str) -> type[Autoencoder]:
-    """The model of a training engine: ``Autoencoder``, or for ``"datarax"`` its subclass that
-    synthesises through the datarax operator graph."""
-    if engine == "datarax":
-        from ddsp_jax.integrations.datarax import DataraxAutoencoder
-
-        return DataraxAutoencoder
-    return Autoencoder
 
 
 def initialize_model(
@@ -288,25 +270,22 @@ class Trainer:
         meta = {"step": self.step, "data": source.state(), "seed": self.config.seed}
         self.checkpoints.save(self.step, state, meta)
 
-    def restore(self, source: BatchSource | None = None, step: int | None = None) -> int:
-        """Load the latest (or given) checkpoint; returns its step."""
-        step = self.checkpoints.latest_step() if step is None else step
+    def restore(self, source: BatchSource) -> int:
+        """Load the latest checkpoint, ``source``'s data position with it; returns its step."""
+        step = self.checkpoints.latest_step()
         if step is None:
             raise TrainingError(f"no checkpoint in {self.run_dir / CHECKPOINT_DIR}.")
         like = {"params": self.params, "rest": self.rest, "opt_state": self.opt_state}
         state, meta = self.checkpoints.restore(step, like)
         self.params, self.rest, self.opt_state = state["params"], state["rest"], state["opt_state"]
         self.step = int(meta["step"])
-        if source is not None:
-            source.restore(meta["data"])
+        source.restore(meta["data"])
         return self.step
 
     # ------------------------------------------------------------------ training
     def learning_rate(self) -> float:
-        """The learning rate of the next step: ``make_optimizer``'s schedule, computed on the
-        host (evaluating the optax schedule would dispatch a device computation per step)."""
-        optimizer = self.config.optimizer
-        return optimizer.learning_rate * optimizer.decay_rate ** (self.step / optimizer.decay_steps)
+        """The learning rate of the next step (``optimizer.learning_rate``)."""
+        return learning_rate(self.config.optimizer, self.step)
 
     def fit(
         self,

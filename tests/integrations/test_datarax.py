@@ -16,6 +16,7 @@ from flax import nnx  # noqa: E402
 from ddsp_jax.cli import main  # noqa: E402
 from ddsp_jax.data.procedural import render_notes  # noqa: E402
 from ddsp_jax.demo import FIGURES, SUMMARY_FILE  # noqa: E402
+from ddsp_jax.inference import synthesize  # noqa: E402
 from ddsp_jax.integrations.datarax import (  # noqa: E402
     DataraxAutoencoder,
     FilteredNoiseOperator,
@@ -29,10 +30,12 @@ from ddsp_jax.integrations.datarax import (  # noqa: E402
     noise_key,
 )
 from ddsp_jax.losses import multi_scale_spectral_loss  # noqa: E402
-from ddsp_jax.models import preprocess  # noqa: E402
+from ddsp_jax.models import Autoencoder, preprocess  # noqa: E402
+from ddsp_jax.models.saved import load_model  # noqa: E402
 from ddsp_jax.processors import ProcessorGraph, ProcessorGraphConfig  # noqa: E402
 from ddsp_jax.training import Trainer, read_metrics  # noqa: E402
 from ddsp_jax.training.data import batch_source  # noqa: E402
+from ddsp_jax.training.export import export_model  # noqa: E402
 from tiny import tiny_config  # noqa: E402
 
 N_FRAMES, N_SAMPLES = 100, 6400
@@ -145,6 +148,18 @@ def test_datarax_engine_trains_and_resumes_exactly(tmp_path):
     assert resumed.restore(fresh) == 3
     resumed.fit(fresh, progress=False)
     assert [m["loss"] for m in read_metrics(tmp_path / "resumed")] == losses
+
+    # Its model exports as a plain model folder that synthesises what the run's model does.
+    export_model(tmp_path / "straight", tmp_path / "model")
+    saved = load_model(tmp_path / "model")
+    assert type(saved.model) is Autoencoder and saved.step == 6
+    batch = {k: examples[k][:1] for k in ("f0_hz", "loudness_db")}
+    expected = straight.model().processor_graph(
+        {**straight.model().decoder(preprocess(**batch)), "f0_hz": batch["f0_hz"][..., None]},
+        key=jax.random.key(0),
+    )["audio"][0]
+    audio = synthesize(saved, batch["f0_hz"][0], batch["loudness_db"][0])
+    np.testing.assert_allclose(audio, np.asarray(expected), atol=1e-6)
 
 
 def test_demo_on_the_datarax_engine_writes_every_promised_file(tmp_path):

@@ -79,7 +79,8 @@ def restore_model(
         step: The checkpoint's step; None for the latest.
 
     Returns:
-        ``(model, step)``: the training engine's model class (see ``model_class_of``).
+        ``(model, step)``: a plain ``Autoencoder``, whatever the training engine's model class
+        (see ``model_class_of``).
 
     Raises:
         FileNotFoundError: When the run has no checkpoint, or none of ``step``.
@@ -100,4 +101,10 @@ def restore_model(
         state, meta = checkpoints.restore(step, like)
     finally:
         checkpoints.close()
-    return nnx.merge(graphdef, state["params"], state["rest"]), int(meta["step"])
+    model = nnx.merge(graphdef, state["params"], state["rest"])
+    if model_class is not Autoencoder:  # An engine's subclass: keep the plain model's parts.
+        plain = nnx.eval_shape(lambda: Autoencoder(config.model, rngs=nnx.Rngs(config.seed)))
+        nnx.update(plain.decoder, nnx.state(model.decoder))
+        nnx.update(plain.processor_graph, nnx.state(model.processor_graph))
+        model = plain
+    return model, int(meta["step"])

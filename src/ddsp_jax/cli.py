@@ -54,7 +54,7 @@ def _synth(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     import soundfile as sf
     from flax import nnx
 
-    from ddsp_jax.core import inverse_exp_sigmoid
+    from ddsp_jax.core import normalize_harmonics
     from ddsp_jax.processors import ProcessorGraph, ProcessorGraphConfig
 
     if args.sample_rate <= 0:
@@ -81,21 +81,21 @@ def _synth(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     time = np.arange(n_frames) / FRAME_RATE
     envelope = np.clip(np.minimum(time / 0.02, (args.seconds - time) / 0.2), 1e-3, 1.0)
     amplitude = args.amplitude * envelope
-    rolloff = 1.0 / np.arange(1, args.harmonics + 1)
-    raw = np.asarray(inverse_exp_sigmoid(jnp.asarray(amplitude, jnp.float32)))
-    controls = {
-        "f0_hz": jnp.full((1, n_frames, 1), args.f0, jnp.float32),
-        "amplitudes": jnp.asarray(raw, jnp.float32)[None, :, None],
-        "harmonic_distribution": jnp.broadcast_to(
-            inverse_exp_sigmoid(jnp.asarray(rolloff, jnp.float32)), (1, n_frames, args.harmonics)
+    rolloff = jnp.asarray(1.0 / np.arange(1, args.harmonics + 1), jnp.float32)
+    f0_hz = jnp.full((1, n_frames, 1), args.f0, jnp.float32)
+    controls = {  # Physical controls: the graph's get_signal renders them as they are.
+        "f0_hz": f0_hz,
+        "amplitudes": jnp.asarray(amplitude, jnp.float32)[None, :, None],
+        "harmonic_distribution": normalize_harmonics(
+            jnp.broadcast_to(rolloff, (1, n_frames, args.harmonics)), f0_hz, args.sample_rate
         ),
         "noise_magnitudes": jnp.broadcast_to(
-            inverse_exp_sigmoid(jnp.asarray(args.noise * amplitude, jnp.float32))[None, :, None]
-            + 5.0,  # FilteredNoise subtracts its initial bias of 5 before scaling.
+            jnp.asarray(args.noise * amplitude, jnp.float32)[None, :, None],
             (1, n_frames, config.n_noise_bands),
         ),
+        "ir": graph.reverb.get_ir(),
     }
-    audio = np.asarray(graph(controls, key=jax.random.key(args.seed))["audio"][0])
+    audio = np.asarray(graph.get_signal(controls, key=jax.random.key(args.seed))["audio"][0])
     peak = float(np.max(np.abs(audio)))
     level = f"peak {peak:.2f}"
     if peak > 1.0:

@@ -16,13 +16,10 @@ import soundfile as sf
 from flax import nnx
 
 from ddsp_jax import plots
-from ddsp_jax.core.oscillators import normalize_harmonics
-from ddsp_jax.core.units import exp_sigmoid
 from ddsp_jax.models.autoencoder import Autoencoder, preprocess
-from ddsp_jax.processors.effects import ExpDecayReverb, Reverb
-from ddsp_jax.training.config import PRESETS, TrainConfig
+from ddsp_jax.training.config import PRESETS, TrainConfig, model_class_of
 from ddsp_jax.training.data import batch_source, procedural_split
-from ddsp_jax.training.trainer import Trainer, TrainingError, model_class_of
+from ddsp_jax.training.trainer import Trainer, TrainingError
 
 SUMMARY_FILE = "summary.json"
 FIGURES = ("dataset_samples.png", "training_curve.png", "resynthesis.png", "learned_parameters.png")
@@ -53,44 +50,30 @@ def demo_config(steps: int | None = None, engine: str = "jax") -> TrainConfig:
 
 
 @nnx.jit
-def _decoded_spectra(model: Autoencoder, f0_hz: jax.Array, loudness_db: jax.Array) -> tuple:
-    """Harmonic distribution and noise magnitudes ``[1, n_frames, ·]`` for constant inputs
-    (one compiled call rather than one per operation)."""
+def _physical_controls(
+    model: Autoencoder, f0_hz: jax.Array, loudness_db: jax.Array
+) -> dict[str, jax.Array]:
+    """The synthesis graph's physical controls for conditioning ``[1, n_frames]`` (one
+    compiled call rather than one per operation)."""
     features = preprocess(f0_hz, loudness_db)
-    controls = model.decoder(features)
-    synth = model.processor_graph
-    distribution = normalize_harmonics(
-        exp_sigmoid(controls["harmonic_distribution"]),
-        features["f0_hz"],
-        synth.config.sample_rate,
-    )
-    noise = exp_sigmoid(controls["noise_magnitudes"] + synth.noise.config.initial_bias)
-    return distribution, noise
+    raw = {**model.decoder(features), "f0_hz": features["f0_hz"]}
+    return model.processor_graph.get_controls(raw)
 
 
 def _learned_controls(trainer: Trainer, train: dict[str, np.ndarray]) -> dict[str, Any]:
-    """The decoder's harmonic distribution and noise response at a typical pitch/loudness."""
-    model = trainer.model()
+    """The decoder's harmonic distribution and noise response at a typical pitch/loudness,
+    and the reverb's impulse response."""
     f0 = float(np.median(train["f0_hz"]))
     loudness = float(np.percentile(train["loudness_db"], 80))
     n_frames = train["f0_hz"].shape[1]
-    distribution, noise = _decoded_spectra(
-        model, jnp.full((1, n_frames), f0), jnp.full((1, n_frames), loudness)
+    controls = _physical_controls(
+        trainer.model(), jnp.full((1, n_frames), f0), jnp.full((1, n_frames), loudness)
     )
-    synth = model.processor_graph
-    impulse_response = None
-    if isinstance(synth.reverb, ExpDecayReverb):
-        impulse_response = np.asarray(synth.reverb.impulse_response())
-    elif isinstance(synth.reverb, Reverb):
-        impulse_response = np.asarray(synth.reverb.impulse_response[...])
-    if impulse_response is not None:
-        impulse_response = impulse_response.copy()
-        impulse_response[0] = 0.0  # The reverb masks its first tap.
     return {
         "f0_hz": f0,
-        "harmonic_distribution": np.asarray(distribution[0]).mean(axis=0),
-        "noise_magnitudes": np.asarray(noise[0]).mean(axis=0),
-        "impulse_response": impulse_response,
+        "harmonic_distribution": np.asarray(controls["harmonic_distribution"][0]).mean(axis=0),
+        "noise_magnitudes": np.asarray(controls["noise_magnitudes"][0]).mean(axis=0),
+        "impulse_response": np.asarray(controls["ir"][0]) if "ir" in controls else None,
     }
 
 

@@ -91,7 +91,7 @@ def test_wet_only_reverb_and_trainable_ir(rng):
 
 def test_exp_decay_reverb_envelope_and_determinism(rng):
     reverb = ExpDecayReverb(ExpDecayReverbConfig(reverb_length=8000), rngs=nnx.Rngs(0))
-    ir = np.asarray(reverb.impulse_response())
+    ir = np.asarray(reverb.get_ir()[0])
     gain = float(core.exp_sigmoid(2.0))
     envelope = gain * np.exp(-(2.0 + np.exp(4.0)) * np.linspace(0, 1, 8000))
     assert np.all(np.abs(ir) <= envelope + 1e-6)
@@ -167,3 +167,67 @@ def test_graph_jits_for_sample_rates_and_batches(rng, sample_rate, batch):
         assert out[name].shape == (batch, n_samples), name
         assert np.all(np.isfinite(out[name])), name
     np.testing.assert_allclose(out["dry"], out["harmonic"] + out["noise"], atol=1e-6)
+
+
+def test_harmonic_controls_are_physical_and_render_to_the_call(rng):
+    controls = random_controls(rng, 2, 50, n_harmonics=30, f0=700.0)  # Harmonics 12+ ≥ 8 kHz.
+    synth = Harmonic(HarmonicConfig(n_samples=3200))
+    physical = synth.get_controls(*synth.read_controls(controls))
+    distribution = np.asarray(physical["harmonic_distribution"])
+    np.testing.assert_allclose(distribution.sum(axis=-1), 1.0, rtol=1e-6)
+    assert np.all(distribution[..., 11:] == 0.0) and np.all(distribution[..., :11] > 0.0)
+    np.testing.assert_allclose(physical["amplitudes"], core.exp_sigmoid(controls["amplitudes"]))
+    np.testing.assert_array_equal(synth.get_signal(**physical), synth(controls))
+
+
+def test_graph_controls_and_signal_equal_the_call(rng):
+    config = ProcessorGraphConfig(n_samples=3200, n_harmonics=10, reverb_length=500)
+    graph = ProcessorGraph(config, rngs=nnx.Rngs(0))
+    controls = random_controls(rng, 2, 50, n_harmonics=10)
+    physical = graph.get_controls(controls)
+    assert physical["ir"].shape == (1, 500) and float(physical["ir"][0, 0]) == 0.0
+    np.testing.assert_allclose(physical["ir"][0, 1:], graph.reverb.impulse_response[...][1:])
+    expected = graph(controls, key=jax.random.key(3))
+    out = graph.get_signal(physical, key=jax.random.key(3))
+    for name in ("harmonic", "noise", "dry", "audio"):
+        np.testing.assert_array_equal(out[name], expected[name], err_msg=name)
+
+
+def test_graph_config_passes_every_processor_option_through(rng):
+    controls = random_controls(rng, 1, 50, n_harmonics=10, f0=1000.0)  # Harmonics 8+ ≥ 8 kHz.
+    controls["amplitudes"] = jnp.abs(controls["amplitudes"])
+    controls["harmonic_distribution"] = jnp.abs(controls["harmonic_distribution"])
+    plain = ProcessorGraphConfig(
+        n_samples=3200,
+        n_harmonics=10,
+        reverb="exp_decay",
+        reverb_length=500,
+        scale_fn="none",
+        normalize_below_nyquist=False,
+        reverb_add_dry=False,
+        reverb_initial_gain=-1.0,
+        reverb_initial_decay=2.0,
+    )
+    graph = ProcessorGraph(plain, rngs=nnx.Rngs(0))
+    physical = graph.get_controls(controls)
+    np.testing.assert_array_equal(physical["amplitudes"], controls["amplitudes"])
+    np.testing.assert_array_equal(
+        physical["harmonic_distribution"], controls["harmonic_distribution"]
+    )
+    np.testing.assert_allclose(
+        physical["noise_magnitudes"], controls["noise_magnitudes"] + plain.noise_initial_bias
+    )
+    assert float(graph.reverb.gain[...]) == -1.0 and float(graph.reverb.decay[...]) == 2.0
+    out = graph.get_signal(physical, key=jax.random.key(0))
+    wet = np.asarray(out["audio"])  # No dry path: the reverb's output alone.
+    expected = np.convolve(np.asarray(out["dry"][0]), np.asarray(physical["ir"][0]))[:3200]
+    np.testing.assert_allclose(wet[0], expected, atol=1e-4)
+    given_ir = ProcessorGraph(
+        dataclasses.replace(plain, reverb="ir", reverb_trainable=False), rngs=nnx.Rngs(0)
+    )
+    assert nnx.state(given_ir, nnx.Param) == nnx.State({})
+    with pytest.raises(ValueError, match="not trainable"):
+        given_ir.get_controls(controls)
+    ir = jnp.zeros((1, 500)).at[0, 10].set(1.0)
+    out = given_ir({**controls, "ir": ir}, key=jax.random.key(0))
+    np.testing.assert_allclose(out["audio"][0, 10:], out["dry"][0, :-10], atol=1e-4)

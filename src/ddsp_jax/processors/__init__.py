@@ -2,11 +2,13 @@
 
 from ddsp_jax.processors.base import SCALE_FNS, Controls, Processor
 from ddsp_jax.processors.effects import (
+    ConvolutionReverb,
     ExpDecayReverb,
     ExpDecayReverbConfig,
     Reverb,
     ReverbConfig,
     apply_reverb,
+    mask_dry_tap,
 )
 from ddsp_jax.processors.graph import ProcessorGraph, ProcessorGraphConfig
 from ddsp_jax.processors.synths import (
@@ -19,6 +21,7 @@ from ddsp_jax.processors.synths import (
 __all__ = [
     "SCALE_FNS",
     "Controls",
+    "ConvolutionReverb",
     "ExpDecayReverb",
     "ExpDecayReverbConfig",
     "FilteredNoise",
@@ -31,4 +34,5 @@ __all__ = [
     "Reverb",
     "ReverbConfig",
     "apply_reverb",
+    "mask_dry_tap",
 ]

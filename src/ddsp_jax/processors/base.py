@@ -1,10 +1,17 @@
 """The processor calling convention shared by synths, effects and graphs.
 
-A processor is a Flax NNX module built from a frozen config dataclass. It is called with a
-dict of named controls (network outputs or user values, batch first) and, where it draws
-random numbers, an explicit PRNG key; it returns audio ``[batch, n_samples]`` (a graph
-returns a dict of signals). Scaling of raw network outputs (``exp_sigmoid``) happens inside
-the processor, as in magenta/ddsp, so decoders emit unconstrained values.
+A processor is a Flax NNX module built from a frozen config dataclass. As magenta's
+``Processor``, it works in two steps:
+
+- ``get_controls(*raw)``: raw network outputs (or user values) → physical controls (linear
+  amplitudes, a harmonic distribution normalised below Nyquist, filter magnitudes, an impulse
+  response with its dry tap masked), returned as a dict;
+- ``get_signal(**controls, key=None)``: the DSP that renders those controls to audio
+  ``[batch, n_samples]``.
+
+Calling a processor with a dict of named raw controls (batch first) runs both. Plots, the
+command line and a streaming engine call the steps separately: the scaling once, the DSP as
+often as they need. Where a processor draws random numbers, it takes an explicit PRNG key.
 """
 
 from collections.abc import Callable, Mapping
@@ -31,12 +38,13 @@ def check_scale_fn(scale_fn: str) -> None:
 
 
 class Processor(nnx.Module):
-    """Base class: ``processor(controls, key=None) -> audio [batch, n_samples]``."""
+    """Base class: ``processor(controls, key=None) -> audio [batch, n_samples]``, which is
+    ``get_signal(**get_controls(*raw controls named by control_names), key=key)``."""
 
     control_names: tuple[str, ...] = ()
 
     def read_controls(self, controls: Controls) -> tuple[jax.Array, ...]:
-        """The controls this processor needs, in ``control_names`` order.
+        """The raw controls this processor needs, in ``control_names`` order.
 
         Raises:
             ValueError: If any is missing, naming it and what was given.
@@ -49,5 +57,15 @@ class Processor(nnx.Module):
             )
         return tuple(controls[name] for name in self.control_names)
 
-    def __call__(self, controls: Controls, *, key: jax.Array | None = None) -> jax.Array:
+    def get_controls(self, *raw: jax.Array) -> dict[str, jax.Array]:
+        """Raw controls (in ``control_names`` order) → the physical controls of
+        ``get_signal``."""
         raise NotImplementedError
+
+    def get_signal(self, *args: jax.Array, key: jax.Array | None = None) -> jax.Array:
+        """Audio ``[batch, n_samples]`` from physical controls."""
+        raise NotImplementedError
+
+    def __call__(self, controls: Controls, *, key: jax.Array | None = None) -> jax.Array:
+        """Audio ``[batch, n_samples]`` from a dict of raw controls."""
+        return self.get_signal(**self.get_controls(*self.read_controls(controls)), key=key)

@@ -9,7 +9,13 @@ from flax import nnx
 from ddsp_jax.core.filters import fft_convolve
 from ddsp_jax.core.units import exp_sigmoid
 from ddsp_jax.core.validation import check_positive_int, check_rank
-from ddsp_jax.processors.base import Controls, Processor
+from ddsp_jax.processors.base import Processor
+
+
+def mask_dry_tap(impulse_response: jax.Array) -> jax.Array:
+    """``impulse_response`` ``[..., ir_size]`` with its first tap set to 0: the dry path is
+    added separately, so a reverb's IR never scales it (magenta's ``_mask_dry_ir``)."""
+    return impulse_response.at[..., 0].set(0.0)
 
 
 def apply_reverb(audio: jax.Array, impulse_response: jax.Array, add_dry: bool) -> jax.Array:
@@ -25,7 +31,7 @@ def apply_reverb(audio: jax.Array, impulse_response: jax.Array, add_dry: bool) -
     """
     check_rank("audio", audio, (2,), "[batch, n_samples]")
     check_rank("impulse_response", impulse_response, (2,), "[batch, ir_size]")
-    impulse_response = impulse_response.at[:, 0].set(0.0)
+    impulse_response = mask_dry_tap(impulse_response)
     wet = fft_convolve(audio, impulse_response, padding="same", delay_compensation=0)
     return wet + audio if add_dry else wet
 
@@ -48,12 +54,44 @@ class ReverbConfig:
         check_positive_int("reverb_length", self.reverb_length)
 
 
-class Reverb(Processor):
-    """FIR reverb: a learned (or given) impulse response, linear convolution, dry path.
+class ConvolutionReverb(Processor):
+    """A reverb that convolves its input with an impulse response and adds the dry signal.
 
     Controls:
+        audio: Dry audio ``[batch, n_samples]``, passed through.
+        ir: The impulse response ``get_ir`` gives (``[batch or 1, reverb_length]``, tap 0
+            zero).
+    """
+
+    config: "ReverbConfig | ExpDecayReverbConfig"
+
+    def get_ir(self, ir: jax.Array | None = None) -> jax.Array:
+        """The impulse response it convolves with, ``[batch or 1, reverb_length]``, its
+        first tap (the dry path) zero."""
+        raise NotImplementedError
+
+    def get_controls(self, audio: jax.Array, ir: jax.Array | None = None) -> dict[str, jax.Array]:
+        """``{"audio": audio, "ir": get_ir(ir)}``."""
+        return {"audio": audio, "ir": self.get_ir(ir)}
+
+    def get_signal(
+        self, audio: jax.Array, ir: jax.Array, *, key: jax.Array | None = None
+    ) -> jax.Array:
+        """Reverberated audio ``[batch, n_samples]`` (``apply_reverb``)."""
+        return apply_reverb(audio, ir, self.config.add_dry)
+
+
+class Reverb(ConvolutionReverb):
+    """FIR reverb: a learned (or given) impulse response, linear convolution, dry path.
+
+    Raw controls:
         audio: Dry audio ``[batch, n_samples]``.
         ir: ``[batch, reverb_length]``, only when the reverb is not trainable.
+
+    >>> reverb = Reverb(ReverbConfig(reverb_length=100), rngs=nnx.Rngs(0))
+    >>> ir = reverb.get_ir()
+    >>> ir.shape, float(ir[0, 0])
+    ((1, 100), 0.0)
     """
 
     def __init__(self, config: ReverbConfig, *, rngs: nnx.Rngs) -> None:
@@ -64,14 +102,15 @@ class Reverb(Processor):
                 1e-6 * jax.random.normal(rngs.params(), (config.reverb_length,))
             )
 
-    def __call__(self, controls: Controls, *, key: jax.Array | None = None) -> jax.Array:
-        """Reverberated audio ``[batch, n_samples]``."""
+    def get_ir(self, ir: jax.Array | None = None) -> jax.Array:
+        """The learned impulse response (trainable), or ``ir`` ``[batch, reverb_length]``
+        (required when not trainable), with tap 0 masked: ``[batch or 1, reverb_length]``."""
         if self.config.trainable:
-            (audio,) = self.read_controls(controls)
-            impulse_response = self.impulse_response[...][None, :]
-        else:
-            audio, impulse_response = self.read_controls(controls)
-        return apply_reverb(audio, impulse_response, self.config.add_dry)
+            ir = self.impulse_response[...][None, :]
+        elif ir is None:
+            raise ValueError("this Reverb is not trainable: pass its impulse response (ir).")
+        check_rank("ir", ir, (2,), "[batch, reverb_length]")
+        return mask_dry_tap(ir)
 
 
 class DecayNoise(nnx.Variable):
@@ -99,14 +138,14 @@ class ExpDecayReverbConfig:
         check_positive_int("reverb_length", self.reverb_length)
 
 
-class ExpDecayReverb(Processor):
+class ExpDecayReverb(ConvolutionReverb):
     """Reverb whose IR is ``exp_sigmoid(gain) * exp(-(2 + exp(decay)) t) * noise``.
 
     ``gain`` and ``decay`` are trainable scalars. The noise (uniform in [−1, 1]) is drawn
     once at construction and kept with the model, so the room is the same on every call
     (magenta redraws it per call).
 
-    Controls:
+    Raw controls:
         audio: Dry audio ``[batch, n_samples]``.
     """
 
@@ -120,13 +159,11 @@ class ExpDecayReverb(Processor):
             jax.random.uniform(rngs.params(), (config.reverb_length,), jnp.float32, -1.0, 1.0)
         )
 
-    def impulse_response(self) -> jax.Array:
-        """The current IR ``[reverb_length]``."""
+    def get_ir(self, ir: jax.Array | None = None) -> jax.Array:
+        """The current IR ``[1, reverb_length]`` from the gain, decay and noise, with tap 0
+        masked (``ir`` must be None: the reverb makes its own)."""
+        if ir is not None:
+            raise ValueError("ExpDecayReverb makes its own impulse response: do not pass ir.")
         time = jnp.linspace(0.0, 1.0, self.config.reverb_length)
         envelope = jnp.exp(-(2.0 + jnp.exp(self.decay[...])) * time)
-        return exp_sigmoid(self.gain[...]) * envelope * self.noise[...]
-
-    def __call__(self, controls: Controls, *, key: jax.Array | None = None) -> jax.Array:
-        """Reverberated audio ``[batch, n_samples]``."""
-        (audio,) = self.read_controls(controls)
-        return apply_reverb(audio, self.impulse_response()[None, :], self.config.add_dry)
+        return mask_dry_tap((exp_sigmoid(self.gain[...]) * envelope * self.noise[...])[None, :])

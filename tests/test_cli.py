@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from ddsp_jax.benchmarks.flops import decoder_matmul_shapes
 from ddsp_jax.cli import compilation_cache_dir, main
 from ddsp_jax.training.config import PRESETS
 
@@ -67,7 +68,7 @@ def test_bench_all_prints_and_writes_every_figure(tmp_path, capsys):
     matmuls = result["matmuls"]
     assert matmuls["decoder_flops_per_step"] == train["decoder_flops_per_step"]
     assert matmuls["matmul_seconds"] > 0 and 0 < matmuls["shape_efficiency"] < 2
-    products, (channels, gates) = PRESETS["quick"].model.decoder.matmul_shapes()
+    products, (channels, gates) = decoder_matmul_shapes(PRESETS["quick"].model.decoder)
     shapes = {f"{fan_in}x{fan_out}" for fan_in, fan_out in products}
     assert matmuls["shape_flops_per_second"].keys() == shapes | {f"recurrent_{channels}x{gates}"}
     assert all(speed > 0 for speed in matmuls["shape_flops_per_second"].values())

@@ -1,3 +1,4 @@
+from ddsp_jax.benchmarks.flops import decoder_matmul_flops_per_frame
 from ddsp_jax.benchmarks.matmuls import decoder_matmuls
 from ddsp_jax.models.decoders import RnnFcDecoderConfig
 
@@ -15,7 +16,7 @@ def test_products_grouped_by_shape_count_the_decoders_flops():
     }
     rows = batch_size * n_frames
     flops = sum(group_flops for _, group_flops in groups.values())
-    assert flops == 3 * config.matmul_flops_per_frame() * rows
+    assert flops == 3 * decoder_matmul_flops_per_frame(config) * rows
     assert groups["8x24"][1] == groups["recurrent_8x24"][1] == 3 * 2 * 8 * 24 * rows
     # The input projection runs three all-row products; the recurrence a weight gradient
     # and one scan over the frames.

@@ -8,7 +8,7 @@ from flax import nnx
 
 from ddsp_jax.losses import multi_scale_spectral_loss
 from ddsp_jax.models import Autoencoder, AutoencoderConfig, Gru, RnnFcDecoder, preprocess
-from ddsp_jax.models.decoders import gru_recurrence
+from ddsp_jax.models.kernels import gru_recurrence
 from ddsp_jax.training import PRESETS
 from tiny import tiny_config
 
@@ -200,7 +200,7 @@ def test_dense_layer_norm_leaky_relu_matches_flax_layers_with_gradients():
     ``nnx.LayerNorm`` → ``leaky_relu`` in float32, for rows with a large mean, both signs of
     the pre-activation and non-trivial LayerNorm parameters (1e-5 relative to each
     gradient's largest entry)."""
-    from ddsp_jax.models.decoders import LEAKY_RELU_SLOPE, dense_layer_norm_leaky_relu
+    from ddsp_jax.models.kernels import LEAKY_RELU_SLOPE, dense_layer_norm_leaky_relu
 
     rngs = nnx.Rngs(0)
     dense_graph, dense_params = nnx.split(nnx.Linear(3, 6, rngs=rngs))
@@ -243,21 +243,3 @@ def test_dense_layer_norm_leaky_relu_matches_flax_layers_with_gradients():
         magnitude = float(np.max(np.abs(theirs)))
         assert magnitude > 0.0, path
         np.testing.assert_allclose(mine / magnitude, theirs / magnitude, atol=1e-5, err_msg=path)
-
-
-def test_decoder_matmul_flops_match_xla_and_the_paper_size():
-    """``matmul_flops_per_frame`` against XLA's cost analysis of the forward decoder at one
-    frame (where counting the GRU's scan body once is exact; XLA also counts the elementwise
-    work, a few % more), and training at paper shapes against the issue's ~29 GFLOP per
-    example (magenta's decoder, 1000 frames, forward + backward)."""
-    config = PRESETS["nsynth"].model.decoder
-    decoder = RnnFcDecoder(config, rngs=nnx.Rngs(0))
-    graphdef, state = nnx.split(decoder)
-    features = preprocess(jnp.full((1, 1), 440.0), jnp.full((1, 1), -30.0))
-    compiled = jax.jit(lambda state: nnx.merge(graphdef, state)(features)).lower(state).compile()
-    analysis = compiled.cost_analysis()
-    xla_flops = (analysis[0] if isinstance(analysis, list) else analysis)["flops"]
-    ours = config.matmul_flops_per_frame()
-    assert ours <= xla_flops <= 1.05 * ours
-    per_example = 3 * ours * PRESETS["nsynth"].n_frames
-    assert per_example == pytest.approx(29e9, rel=0.02)

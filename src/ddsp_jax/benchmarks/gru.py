@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ddsp_jax.benchmarks.common import machine, time_call
-from ddsp_jax.models.decoders import gru_recurrence, gru_recurrence_reference
+from ddsp_jax.models.kernels import gru_recurrence, gru_recurrence_reference
 from ddsp_jax.training.config import PRESETS
 
 

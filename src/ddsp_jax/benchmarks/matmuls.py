@@ -16,8 +16,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from ddsp_jax.benchmarks.common import machine, time_calls
+from ddsp_jax.benchmarks.flops import decoder_matmul_shapes
 from ddsp_jax.benchmarks.train import PEAK, SETTLE_SECONDS, matmul_peak
-from ddsp_jax.models.decoders import RnnFcDecoderConfig, weight_gradient
+from ddsp_jax.models.decoders import RnnFcDecoderConfig
+from ddsp_jax.models.kernels import weight_gradient
 from ddsp_jax.training.config import PRESETS
 
 
@@ -45,7 +47,7 @@ def decoder_matmuls(
     """The decoder's matrix products as one training step on ``batch_size`` examples of
     ``n_frames`` frames needs them, grouped by shape.
 
-    Every product of ``config.matmul_shapes()`` is applied to all ``batch_size × n_frames``
+    Every product of ``decoder_matmul_shapes(config)`` is applied to all ``batch_size × n_frames``
     rows three times (forward ``x W``, input gradient ``∂y Wᵀ``, weight gradient
     ``xᵀ ∂y``), each a jitted program of its own; the GRU's recurrent product runs once per
     frame forward and once backward, on ``[batch_size, channels]``, and its weight gradient
@@ -55,7 +57,7 @@ def decoder_matmuls(
         Per shape, ``"{fan_in}x{fan_out}"`` (``"recurrent_{channels}x{gates}"`` for the GRU's
         recurrent product): a function running every product of that shape, and their FLOPs.
     """
-    products, (channels, gates) = config.matmul_shapes()
+    products, (channels, gates) = decoder_matmul_shapes(config)
     rows = batch_size * n_frames
     rng = np.random.default_rng(0)
     inputs: dict[int, jax.Array] = {}

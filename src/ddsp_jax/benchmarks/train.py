@@ -17,6 +17,7 @@ from ddsp_jax.benchmarks.common import (
     peak_rss_bytes,
     time_calls,
 )
+from ddsp_jax.benchmarks.flops import decoder_matmul_flops_per_frame
 from ddsp_jax.training.config import PRESETS
 from ddsp_jax.training.trainer import Trainer
 
@@ -56,7 +57,7 @@ def run(
         time to the first training step after imports), ``step_seconds`` (median),
         ``examples_per_second``, ``peak_rss_bytes``, ``decoder_flops_per_step`` (the
         decoder's matrix products, forward + backward: three times
-        ``RnnFcDecoderConfig.matmul_flops_per_frame`` per frame; XLA's cost analysis counts
+        ``decoder_matmul_flops_per_frame`` per frame; XLA's cost analysis counts
         the GRU's scan body once, not once per frame), ``matmul_peak_flops`` (a 2048² float32
         matmul timed between the steps), ``roofline_fraction`` (decoder FLOPs per second over
         that peak) and ``machine``.
@@ -94,7 +95,8 @@ def run(
     )
     peak = peak_call_flops / timings.pop(PEAK)["median_seconds"]
 
-    decoder_flops = 3 * config.model.decoder.matmul_flops_per_frame() * batch_size * n_frames
+    flops_per_frame = decoder_matmul_flops_per_frame(config.model.decoder)
+    decoder_flops = 3 * flops_per_frame * batch_size * n_frames
     figures = {
         name: {
             "benchmark": "train",

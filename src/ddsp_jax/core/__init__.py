@@ -15,6 +15,7 @@ from ddsp_jax.core.filters import (
 from ddsp_jax.core.oscillators import (
     harmonic_oscillator,
     harmonic_synthesis,
+    harmonic_synthesis_reference,
     normalize_harmonics,
     oscillator_bank,
     remove_above_nyquist,
@@ -74,6 +75,7 @@ __all__ = [
     "frequency_impulse_response",
     "harmonic_oscillator",
     "harmonic_synthesis",
+    "harmonic_synthesis_reference",
     "hz_to_midi",
     "inverse_exp_sigmoid",
     "mel_weight_matrix",

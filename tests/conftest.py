@@ -24,3 +24,9 @@ def relative_error_db(value: np.ndarray, reference: np.ndarray) -> float:
     reference = np.asarray(reference, np.float64)
     error = np.sqrt(np.mean((value - reference) ** 2))
     return float(20.0 * np.log10(error / np.sqrt(np.mean(reference**2))))
+
+
+def tone(f0: float, seconds: float, sample_rate: int, amplitude: float = 0.4) -> np.ndarray:
+    """Four harmonics of ``f0`` rolling off as 1/k, ``amplitude`` the first's."""
+    t = np.arange(round(seconds * sample_rate)) / sample_rate
+    return sum(amplitude / k * np.sin(2 * np.pi * k * f0 * t) for k in range(1, 5))

@@ -17,7 +17,7 @@ from ddsp_jax.models.saved import ModelError, load_model
 from ddsp_jax.serialization import to_dict
 from ddsp_jax.training import Trainer
 from ddsp_jax.training.config import DataConfig
-from ddsp_jax.training.data import ExampleSource
+from ddsp_jax.training.examples import ExampleSource
 from ddsp_jax.training.export import export_model
 from tiny import tiny_config
 

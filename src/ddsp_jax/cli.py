@@ -180,7 +180,7 @@ def _train_config(args: argparse.Namespace) -> Any:
 
 def _train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from ddsp_jax.features.torch_weights import WeightsError
-    from ddsp_jax.training import data as datasets
+    from ddsp_jax.training import examples as datasets
     from ddsp_jax.training.evaluate import HeldOutEvaluation
     from ddsp_jax.training.trainer import Trainer, TrainingError
 
@@ -224,7 +224,8 @@ def _duration(seconds: float) -> str:
 
 
 def _prepare(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from ddsp_jax.data.prepare import PrepareConfig, prepare
+    from ddsp_jax.data.dataset import PrepareConfig
+    from ddsp_jax.data.prepare import prepare
     from ddsp_jax.features.torch_weights import WeightsError
 
     try:
@@ -349,7 +350,7 @@ def _play(args: argparse.Namespace) -> int:
     import numpy as np
     import soundfile as sf
 
-    from ddsp_jax.data.prepare import UnusableInputError, load_audio
+    from ddsp_jax.data.audio import UnusableInputError, load_audio
     from ddsp_jax.features.torch_weights import WeightsError
     from ddsp_jax.inference import LOUDNESS_WARNING_DB, SilentInputError, resynthesize, transfer
     from ddsp_jax.models.saved import ModelError, load_model

@@ -18,7 +18,7 @@ from flax import nnx
 from ddsp_jax import plots
 from ddsp_jax.models.autoencoder import Autoencoder, preprocess
 from ddsp_jax.training.config import PRESETS, TrainConfig, model_class_of
-from ddsp_jax.training.data import batch_source, procedural_split
+from ddsp_jax.training.examples import batch_source, procedural_split
 from ddsp_jax.training.trainer import Trainer, TrainingError
 
 SUMMARY_FILE = "summary.json"

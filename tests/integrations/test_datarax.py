@@ -34,7 +34,7 @@ from ddsp_jax.models import Autoencoder, preprocess  # noqa: E402
 from ddsp_jax.models.saved import load_model  # noqa: E402
 from ddsp_jax.processors import ProcessorGraph, ProcessorGraphConfig  # noqa: E402
 from ddsp_jax.training import Trainer, read_metrics  # noqa: E402
-from ddsp_jax.training.data import batch_source  # noqa: E402
+from ddsp_jax.training.examples import batch_source  # noqa: E402
 from ddsp_jax.training.export import export_model  # noqa: E402
 from tiny import tiny_config  # noqa: E402
 

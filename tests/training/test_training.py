@@ -12,7 +12,7 @@ from ddsp_jax.data.procedural import render_notes
 from ddsp_jax.serialization import to_dict
 from ddsp_jax.training import PRESETS, Trainer, TrainingError, read_metrics
 from ddsp_jax.training.config import LossConfig, load, override
-from ddsp_jax.training.data import ExampleSource, load_npz, split
+from ddsp_jax.training.examples import ExampleSource, load_npz, split
 from ddsp_jax.training.metrics import TENSORBOARD_DIR, MetricsLog
 from tiny import tiny_config
 

@@ -15,7 +15,7 @@ import jax
 import numpy as np
 from flax import nnx
 
-from ddsp_jax.data.prepare import PreparedDataset
+from ddsp_jax.data.dataset import PreparedDataset
 from ddsp_jax.features.extract import compute_features
 from ddsp_jax.features.notes import CONFIDENT
 from ddsp_jax.models.autoencoder import Autoencoder, render
@@ -154,7 +154,7 @@ def evaluate_model(
         ``(metrics, resynthesised audio [n, n_samples], the examples)``.
 
     Raises:
-        PrepareError: When ``data`` is not a prepared dataset that fits the model.
+        DatasetError: When ``data`` is not a prepared dataset that fits the model.
         ValueError: When it has no eval examples.
     """
     config = from_dict(TrainConfig, saved.training)

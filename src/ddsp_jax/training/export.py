@@ -7,13 +7,14 @@ from typing import Any
 
 import numpy as np
 
-from ddsp_jax.data.prepare import DATASET_FILE, NSYNTH_PREFIX, PreparedDataset
+from ddsp_jax.data.dataset import DATASET_FILE, PreparedDataset
+from ddsp_jax.data.prepare import NSYNTH_PREFIX
 from ddsp_jax.features.notes import feature_statistics
 from ddsp_jax.models.saved import MODEL_FILE, ModelError, SavedModel, load_model, save_model
 from ddsp_jax.serialization import from_dict, to_dict
 from ddsp_jax.training.checkpoints import restore_model
 from ddsp_jax.training.config import CONFIG_FILE, TrainConfig
-from ddsp_jax.training.data import load_npz, nsynth_dataset_dir, procedural_split
+from ddsp_jax.training.examples import load_npz, nsynth_dataset_dir, procedural_split
 
 
 def training_statistics(config: TrainConfig, run_dir: str | Path) -> dict[str, Any]:

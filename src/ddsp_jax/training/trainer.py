@@ -21,7 +21,7 @@ from ddsp_jax.models.autoencoder import Autoencoder
 from ddsp_jax.serialization import to_dict
 from ddsp_jax.training.checkpoints import CHECKPOINT_DIR, Checkpoints
 from ddsp_jax.training.config import CONFIG_FILE, LossConfig, TrainConfig, model_class_of
-from ddsp_jax.training.data import BatchSource, Examples, nsynth_dataset_dir
+from ddsp_jax.training.examples import BatchSource, Examples, nsynth_dataset_dir
 from ddsp_jax.training.metrics import MetricsLog
 from ddsp_jax.training.optimizer import learning_rate, make_optimizer
 from ddsp_jax.training.program_cache import cached_jit

@@ -6,14 +6,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import numpy as np
 
-from ddsp_jax.data.prepare import (
-    DATASET_FILE,
-    NSYNTH_PREFIX,
-    PrepareConfig,
-    PreparedDataset,
-    prepare,
-    split_columns,
-)
+from ddsp_jax.data.dataset import DATASET_FILE, PrepareConfig, PreparedDataset, split_columns
+from ddsp_jax.data.prepare import NSYNTH_PREFIX, prepare
 from ddsp_jax.data.procedural import render_notes
 
 if TYPE_CHECKING:

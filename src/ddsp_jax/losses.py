@@ -6,10 +6,10 @@ from typing import Literal
 import jax
 import jax.numpy as jnp
 
-from ddsp_jax.core.defaults import SAMPLE_RATE
 from ddsp_jax.core.spectral import compute_loudness, compute_mag
 from ddsp_jax.core.units import safe_log
 from ddsp_jax.core.validation import check_rank
+from ddsp_jax.defaults import SAMPLE_RATE
 
 LossType = Literal["L1", "L2", "COSINE"]
 

@@ -5,7 +5,7 @@ from typing import Any
 import numpy as np
 
 from ddsp_jax.benchmarks.common import machine, time_call
-from ddsp_jax.core.defaults import FRAME_RATE, SAMPLE_RATE
+from ddsp_jax.defaults import FRAME_RATE, SAMPLE_RATE
 from ddsp_jax.features.f0 import compute_f0
 
 VIBRATO_CENTS, VIBRATO_HZ = 20.0, 5.0

@@ -7,8 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from ddsp_jax.benchmarks.common import machine, peak_rss_bytes, time_call
-from ddsp_jax.core.defaults import FRAME_RATE, SAMPLE_RATE
 from ddsp_jax.core.spectral import compute_loudness
+from ddsp_jax.defaults import FRAME_RATE, SAMPLE_RATE
 from ddsp_jax.features.extract import LOUDNESS_N_FFT
 
 

@@ -4,7 +4,6 @@ No classes and no state. Shapes are ``[batch, time, channels]``; frequencies are
 phases in cycles, levels in dB unless a name says otherwise.
 """
 
-from ddsp_jax.core.defaults import FRAME_RATE, SAMPLE_RATE
 from ddsp_jax.core.filters import (
     fft_convolve,
     frequency_filter,
@@ -52,9 +51,7 @@ from ddsp_jax.core.units import (
 
 __all__ = [
     "DB_RANGE",
-    "FRAME_RATE",
     "RESAMPLE_METHODS",
-    "SAMPLE_RATE",
     "a_weighting",
     "amplitude_to_db",
     "compute_logmag",

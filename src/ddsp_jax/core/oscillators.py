@@ -18,7 +18,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ddsp_jax.core.defaults import SAMPLE_RATE
 from ddsp_jax.core.harmonic_sum import (
     frame_phase_plan,
     harmonic_sum,
@@ -47,6 +46,7 @@ from ddsp_jax.core.validation import (
     check_positive_int,
     check_rank,
 )
+from ddsp_jax.defaults import SAMPLE_RATE
 
 
 def remove_above_nyquist(

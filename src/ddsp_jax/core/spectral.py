@@ -11,9 +11,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ddsp_jax.core.defaults import FRAME_RATE, SAMPLE_RATE
 from ddsp_jax.core.units import DB_RANGE, amplitude_to_db, power_to_db, safe_log
 from ddsp_jax.core.validation import check_positive, check_positive_int, check_rank
+from ddsp_jax.defaults import FRAME_RATE, SAMPLE_RATE
 
 
 def _hop_size(size: int, overlap: float) -> int:

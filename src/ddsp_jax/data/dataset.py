@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from ddsp_jax.core.defaults import FRAME_RATE, SAMPLE_RATE
+from ddsp_jax.defaults import FRAME_RATE, SAMPLE_RATE
 from ddsp_jax.features.extract import FEATURE_NAMES
 
 FORMAT = "ddsp-jax prepared dataset"

@@ -14,10 +14,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ddsp_jax.core.defaults import FRAME_RATE, SAMPLE_RATE
 from ddsp_jax.core.filters import fft_convolve, frequency_filter
 from ddsp_jax.core.oscillators import harmonic_synthesis
 from ddsp_jax.core.units import amplitude_to_db, midi_to_hz
+from ddsp_jax.defaults import FRAME_RATE, SAMPLE_RATE
 
 
 @dataclasses.dataclass(frozen=True)

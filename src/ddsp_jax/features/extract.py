@@ -5,8 +5,8 @@ import functools
 import jax
 import numpy as np
 
-from ddsp_jax.core.defaults import FRAME_RATE
 from ddsp_jax.core.spectral import compute_loudness
+from ddsp_jax.defaults import FRAME_RATE
 from ddsp_jax.features.f0 import compute_f0
 
 LOUDNESS_N_FFT = 512  # magenta's data preparation (prepare_tfrecord) computes loudness so.

@@ -22,9 +22,9 @@ import numpy as np
 import soxr
 from flax import nnx
 
-from ddsp_jax.core.defaults import FRAME_RATE
 from ddsp_jax.core.spectral import frame_starts
 from ddsp_jax.core.validation import check_finite, check_positive_int
+from ddsp_jax.defaults import FRAME_RATE
 from ddsp_jax.features.torch_weights import WeightsError, crepe_weights_path, load_torch_state_dict
 
 MODEL_SAMPLE_RATE = 16000  # Hz

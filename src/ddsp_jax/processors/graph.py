@@ -6,9 +6,9 @@ from typing import Literal
 import jax
 from flax import nnx
 
-from ddsp_jax.core.defaults import SAMPLE_RATE
 from ddsp_jax.core.resample import ResampleMethod
 from ddsp_jax.core.validation import check_positive, check_positive_int
+from ddsp_jax.defaults import SAMPLE_RATE
 from ddsp_jax.processors.base import Controls, ScaleFn
 from ddsp_jax.processors.effects import (
     ConvolutionReverb,

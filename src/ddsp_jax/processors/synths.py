@@ -5,11 +5,11 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from ddsp_jax.core.defaults import SAMPLE_RATE
 from ddsp_jax.core.filters import frequency_filter
 from ddsp_jax.core.oscillators import harmonic_synthesis, normalize_harmonics
 from ddsp_jax.core.resample import RESAMPLE_METHODS, ResampleMethod
 from ddsp_jax.core.validation import check_positive, check_positive_int, check_rank
+from ddsp_jax.defaults import SAMPLE_RATE
 from ddsp_jax.processors.base import SCALE_FNS, Processor, ScaleFn, check_scale_fn
 
 

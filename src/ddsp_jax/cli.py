@@ -1,4 +1,5 @@
-"""The ``ddsp`` command line."""
+"""The ``ddsp`` command line: each command's arguments and handler, which parses, calls the
+library and prints. Heavy imports happen inside the handlers, so ``ddsp --help`` is quick."""
 
 import argparse
 import json
@@ -9,7 +10,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ddsp_jax.core.defaults import FRAME_RATE, SAMPLE_RATE
+from ddsp_jax.benchmarks.suite import BENCHMARKS
+from ddsp_jax.defaults import FRAME_RATE, SAMPLE_RATE
 
 NO_CACHE_VARIABLE = "DDSP_JAX_NO_COMPILATION_CACHE"
 
@@ -45,6 +47,22 @@ def _enable_compilation_cache() -> None:
         jax.config.update("jax_compilation_cache_dir", str(cache_dir))
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
         program_cache.enable(cache_dir.parent / "programs")
+
+
+def _synth_command(commands: Any) -> None:
+    """``ddsp synth``: a note through the standard DDSP graph."""
+    synth = commands.add_parser("synth", help="render a note through the standard DDSP graph")
+    synth.add_argument("--f0", type=float, required=True, help="fundamental frequency (Hz)")
+    synth.add_argument("--seconds", type=float, default=2.0, help="duration (s)")
+    synth.add_argument(
+        "--sample-rate", type=int, default=SAMPLE_RATE, help="samples per second (Hz)"
+    )
+    synth.add_argument("--harmonics", type=int, default=60, help="number of harmonics")
+    synth.add_argument("--amplitude", type=float, default=0.5, help="harmonic amplitude")
+    synth.add_argument("--noise", type=float, default=0.01, help="noise gain relative to it")
+    synth.add_argument("--seed", type=int, default=0, help="random seed")
+    synth.add_argument("--out", default="synth.wav", help="output WAV path")
+    synth.set_defaults(handler=_synth)
 
 
 def _synth(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -111,6 +129,23 @@ def _synth(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     return 0
 
 
+def _demo_command(commands: Any) -> None:
+    """``ddsp demo``: the quick model end to end."""
+    demo = commands.add_parser(
+        "demo", help="quick mode: train on procedural notes for about a minute, write results"
+    )
+    demo.add_argument("--out", default="runs/demo", help="output folder")
+    demo.add_argument("--steps", type=int, help="training steps (default: the quick preset's)")
+    demo.add_argument(
+        "--engine",
+        choices=["jax", "datarax"],
+        default="jax",
+        help="datarax: the original system's path (datarax Pipeline and operator graph; "
+        "needs the datarax extra)",
+    )
+    demo.set_defaults(handler=_demo)
+
+
 def _demo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from ddsp_jax.demo import run_demo
     from ddsp_jax.training.trainer import TrainingError
@@ -127,11 +162,35 @@ def _demo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     return 0
 
 
-def _train_config(args: argparse.Namespace) -> Any:
-    """The run's ``TrainConfig``: the saved one when resuming, else preset + file + flags."""
-    import dataclasses
-    import json
+def _train_command(commands: Any) -> None:
+    """``ddsp train``: train a model, with checkpoints and resume."""
+    train = commands.add_parser("train", help="train a model, with checkpoints and resume")
+    train.add_argument(
+        "--preset", choices=["quick", "nsynth", "solo"], help="model and training preset (solo)"
+    )
+    train.add_argument(
+        "--data",
+        help="'procedural', a folder made by `ddsp prepare`, nsynth:PATH (TFRecord, json/wav tar "
+        "or folder; prepared into the run folder), or an .npz with audio, f0_hz, loudness_db",
+    )
+    train.add_argument(
+        "--f0-model", choices=["tiny", "full"], help="CREPE size for preparing nsynth:PATH (full)"
+    )
+    train.add_argument("--out", required=True, help="run folder")
+    train.add_argument("--steps", type=int)
+    train.add_argument("--batch-size", type=int)
+    train.add_argument("--lr", type=float, help="initial learning rate")
+    train.add_argument("--config", help="TOML or JSON file of settings over the preset")
+    train.add_argument(
+        "--set", action="append", metavar="SECTION.NAME=VALUE", help="override one setting"
+    )
+    train.add_argument("--resume", action="store_true", help="continue the run in --out")
+    train.set_defaults(handler=_train)
 
+
+def _train_config(args: argparse.Namespace) -> Any:
+    """The run's ``TrainConfig``: the saved one when resuming (only ``--steps`` may change),
+    else preset + file + ``--set`` + flags (``training.config.resolve``)."""
     from ddsp_jax.training import config as configs
 
     if args.resume:
@@ -150,31 +209,16 @@ def _train_config(args: argparse.Namespace) -> Any:
                 f"--resume continues the run with its saved config.json; only --steps may "
                 f"change, so {', '.join(ignored)} cannot be used with it."
             )
-        saved = Path(args.out) / "config.json"
-        if not saved.exists():
-            raise ValueError(f"cannot resume: {saved} does not exist.")
-        config = configs.from_dict(configs.TrainConfig, json.loads(saved.read_text()))
-        if args.steps is not None:
-            config = dataclasses.replace(config, steps=args.steps)
-        return config
-    config = configs.PRESETS[args.preset or "solo"]
-    if args.config:
-        config = configs.load(args.config, base=config)
-    config = configs.override(config, args.set or [])
-    data = config.data
-    if args.data:
-        data = dataclasses.replace(data, source=args.data)
-    if args.f0_model:
-        data = dataclasses.replace(data, f0_model=args.f0_model)
-    optimizer = config.optimizer
-    if args.lr is not None:
-        optimizer = dataclasses.replace(optimizer, learning_rate=args.lr)
-    return dataclasses.replace(
-        config,
-        data=data,
-        optimizer=optimizer,
-        steps=args.steps if args.steps is not None else config.steps,
-        batch_size=args.batch_size if args.batch_size is not None else config.batch_size,
+        return configs.saved_config(args.out, args.steps)
+    return configs.resolve(
+        args.preset,
+        args.config,
+        args.set or [],
+        data=args.data,
+        f0_model=args.f0_model,
+        learning_rate=args.lr,
+        steps=args.steps,
+        batch_size=args.batch_size,
     )
 
 
@@ -221,6 +265,45 @@ def _train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 def _duration(seconds: float) -> str:
     return f"{seconds:.1f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+
+
+def _prepare_command(commands: Any) -> None:
+    """``ddsp prepare``: audio or NSynth → a prepared dataset."""
+    prepare = commands.add_parser(
+        "prepare", help="turn audio files or NSynth into a training dataset (f0, loudness)"
+    )
+    prepare.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="INPUT",
+        help="audio files (any format libsndfile reads: WAV, FLAC, OGG, MP3, AIFF, ...), folders "
+        "(searched recursively), glob patterns, or nsynth:PATH",
+    )
+    prepare.add_argument("--out", required=True, help="dataset folder")
+    prepare.add_argument(
+        "--sample-rate", type=int, default=SAMPLE_RATE, help="example audio rate (Hz)"
+    )
+    prepare.add_argument(
+        "--frame-rate", type=int, default=FRAME_RATE, help="feature frames per second"
+    )
+    prepare.add_argument("--example-seconds", type=float, default=4.0, help="example length (s)")
+    prepare.add_argument("--hop-seconds", type=float, default=1.0, help="step between examples (s)")
+    prepare.add_argument(
+        "--eval-fraction", type=float, default=0.1, help="share of 20 s chunks held out"
+    )
+    prepare.add_argument(
+        "--chunk-seconds", type=float, default=20.0, help="chunk length; eval takes whole chunks"
+    )
+    prepare.add_argument(
+        "--f0-model",
+        choices=["tiny", "full"],
+        default="full",
+        help="CREPE size (full: the paper's, 17-23 s per s of audio on a 2-core CPU; tiny ~0.45 s)",
+    )
+    prepare.add_argument(
+        "--subset", choices=["gansynth", "all"], default="gansynth", help="NSynth notes to keep"
+    )
+    prepare.set_defaults(handler=_prepare)
 
 
 def _prepare(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -282,6 +365,42 @@ def _int_list(text: str) -> list[int]:
     return values
 
 
+def _render_command(commands: Any) -> None:
+    """``ddsp render-soundfont``: notes or phrases of a SoundFont."""
+    render = commands.add_parser(
+        "render-soundfont",
+        help="render NSynth-like notes (or melodic phrases) of a General MIDI SoundFont",
+    )
+    render.add_argument(
+        "soundfont", nargs="?", help=".sf2 file (default: an installed FluidR3_GM.sf2)"
+    )
+    render.add_argument("--out", required=True, help="output folder (NSynth json/wav layout)")
+    render.add_argument(
+        "--programs",
+        type=_int_list,
+        default=[0, 24, 40, 56, 71, 73],
+        help="General MIDI programs, 0-127, e.g. 40 or 0,40:42 (default: piano, guitar, "
+        "violin, trumpet, clarinet, flute)",
+    )
+    render.add_argument("--pitches", type=_int_list, default=list(range(24, 85)))
+    render.add_argument(
+        "--velocities",
+        type=_int_list,
+        default=[50, 100],
+        help="note velocities, 1-127 (phrases: the range between the least and greatest)",
+    )
+    render.add_argument(
+        "--phrases",
+        type=int,
+        default=0,
+        help="render this many random melodies per program (varied lengths, dynamics, "
+        "vibrato, rests) as WAVs for ddsp prepare, instead of single notes",
+    )
+    render.add_argument("--phrase-seconds", type=float, default=20.0, help="length of a phrase")
+    render.add_argument("--seed", type=int, default=0, help="seed of the phrases' melodies")
+    render.set_defaults(handler=_render_soundfont)
+
+
 def _render_soundfont(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from ddsp_jax.data.soundfont import SoundFontError, render_phrases, render_soundfont
 
@@ -319,6 +438,15 @@ def _render_soundfont(args: argparse.Namespace, parser: argparse.ArgumentParser)
     return 0
 
 
+def _export_command(commands: Any) -> None:
+    """``ddsp export``: a training run's model as a model folder."""
+    export = commands.add_parser("export", help="save a training run's model as a model folder")
+    export.add_argument("run", help="training run folder")
+    export.add_argument("--out", required=True, help="model folder to write")
+    export.add_argument("--step", type=int, help="checkpoint step (default: the latest)")
+    export.set_defaults(handler=_export)
+
+
 def _export(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from ddsp_jax.models.saved import ModelError
     from ddsp_jax.training.export import export_model
@@ -343,6 +471,18 @@ def _shift(text: str) -> float | str:
         return float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected 'auto' or a number, got {text!r}.") from None
+
+
+def _add_play_arguments(parser: argparse.ArgumentParser) -> None:
+    """What ``resynth`` and ``transfer`` share: model, input, output, CREPE size."""
+    parser.add_argument("model", help="model folder (ddsp export)")
+    parser.add_argument("input", help="audio file: any length, rate, mono or stereo")
+    parser.add_argument("output", help="WAV to write, at the input's sample rate")
+    parser.add_argument(
+        "--f0-model",
+        choices=["tiny", "full"],
+        help="CREPE size (default: the one that made the training data's f0, else full)",
+    )
 
 
 def _play(args: argparse.Namespace) -> int:
@@ -417,6 +557,68 @@ def _play(args: argparse.Namespace) -> int:
     return 0
 
 
+def _resynth_command(commands: Any) -> None:
+    """``ddsp resynth``: audio played by a model."""
+    resynth = commands.add_parser(
+        "resynth", help="resynthesise audio with a model (its f0 and loudness, the model's timbre)"
+    )
+    _add_play_arguments(resynth)
+    resynth.set_defaults(handler=_resynth)
+
+
+def _resynth(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    return _play(args)
+
+
+def _transfer_command(commands: Any) -> None:
+    """``ddsp transfer``: timbre transfer with magenta's adjustments."""
+    transfer = commands.add_parser(
+        "transfer", help="timbre transfer: play a melody (voice, whistle, ...) with a model"
+    )
+    _add_play_arguments(transfer)
+    transfer.add_argument(
+        "--pitch-shift",
+        type=_shift,
+        default="auto",
+        help="semitones, or auto: whole octaves toward the training data's mean pitch",
+    )
+    transfer.add_argument(
+        "--loudness-shift",
+        type=_shift,
+        default="auto",
+        help="dB, or auto: map the notes' loudness quantiles onto the training data's",
+    )
+    transfer.add_argument(
+        "--quiet", type=float, default=20.0, help="dB to lower frames that are not notes"
+    )
+    transfer.add_argument(
+        "--autotune", type=float, default=0.0, help="0-1: pull f0 toward the nearest semitone"
+    )
+    transfer.add_argument("--plot", help="also write a figure: spectrograms, f0 and loudness")
+    transfer.set_defaults(handler=_transfer)
+
+
+def _transfer(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    if not 0.0 <= args.autotune <= 1.0:
+        parser.error(f"--autotune must be in [0, 1], got {args.autotune}.")
+    return _play(args)
+
+
+def _evaluate_command(commands: Any) -> None:
+    """``ddsp eval``: held-out metrics of a model."""
+    evaluate = commands.add_parser(
+        "eval", help="evaluate a model's resynthesis on held-out data (spectral, f0, loudness)"
+    )
+    evaluate.add_argument("model", help="model folder (ddsp export) or training run folder")
+    evaluate.add_argument("--data", required=True, help="dataset folder made by ddsp prepare")
+    evaluate.add_argument("--out", help="folder for metrics.json and the figure (MODEL/eval)")
+    evaluate.add_argument("--max-examples", type=int, default=64, help="held-out examples used")
+    evaluate.add_argument(
+        "--f0-model", choices=["tiny", "full"], help="CREPE size (default: the dataset's)"
+    )
+    evaluate.set_defaults(handler=_evaluate)
+
+
 def _evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from ddsp_jax import plots
     from ddsp_jax.features.torch_weights import WeightsError
@@ -461,16 +663,6 @@ def _evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     return 0
 
 
-def _resynth(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    return _play(args)
-
-
-def _transfer(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    if not 0.0 <= args.autotune <= 1.0:
-        parser.error(f"--autotune must be in [0, 1], got {args.autotune}.")
-    return _play(args)
-
-
 def _print_table(result: dict) -> None:
     rows: list[tuple[str, Any]] = []
     for name, value in result.items():
@@ -484,293 +676,12 @@ def _print_table(result: dict) -> None:
         print(f"  {name:<{width}}  {shown}")
 
 
-def _run_benchmark(name: str, args: argparse.Namespace) -> dict:
-    """One benchmark's figures; raises ``BenchmarkError`` where it cannot run."""
-    from ddsp_jax.benchmarks import f0, gru, loudness, matmuls, synth, train
-    from ddsp_jax.benchmarks.common import implementations
-
-    if name == "synth":
-        return synth.run(
-            batch_size=args.batch_size,
-            seconds=args.seconds,
-            repeats=args.repeats,
-            implementations=implementations(args.impl),
-        )
-    if name == "train":
-        return train.run(
-            preset=args.preset,
-            batch_size=args.batch_size,
-            repeats=args.repeats,
-            implementations=implementations(args.impl),
-            micro_batches=args.micro_batches,
-        )
-    if name == "matmuls":
-        return matmuls.run(
-            preset=args.preset,
-            batch_size=args.batch_size,
-            repeats=args.repeats,
-            micro_batches=args.micro_batches,
-        )
-    if name == "loudness":
-        return loudness.run(batch_size=args.batch_size, seconds=args.seconds, repeats=args.repeats)
-    if name == "gru":
-        return gru.run(preset=args.preset, batch_size=args.batch_size, repeats=args.repeats)
-    if name == "f0":
-        from ddsp_jax.data.soundfont import SoundFontError
-        from ddsp_jax.features.torch_weights import WeightsError
-
-        try:
-            return f0.run(
-                capacity=args.f0_model,
-                seconds=args.seconds,
-                repeats=args.repeats,
-                soundfont=args.soundfont,
-            )
-        except (WeightsError, SoundFontError) as error:
-            raise BenchmarkError(str(error)) from error
-    from ddsp_jax.benchmarks import transfer
-    from ddsp_jax.models.saved import ModelError
-
-    if args.model is None:
-        raise BenchmarkError("bench transfer needs --model MODEL (a model or run folder).")
-    try:
-        return transfer.run(args.model, f0_model=args.f0_model)
-    except ModelError as error:
-        raise BenchmarkError(str(error)) from error
-
-
-class BenchmarkError(RuntimeError):
-    """A benchmark that cannot run here (missing weights, model or SoundFont)."""
-
-
-ALL_BENCHMARKS = ("synth", "train", "matmuls", "loudness", "f0", "gru")
-
-
-def _bench(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    if args.batch_size <= 0 or args.seconds <= 0 or args.repeats <= 0:
-        parser.error("--batch-size, --seconds and --repeats must be positive.")
-    if args.micro_batches <= 0 or args.batch_size % args.micro_batches:
-        parser.error("--micro-batches must be positive and divide --batch-size.")
-    if args.benchmark != "all":
-        try:
-            result = _run_benchmark(args.benchmark, args)
-        except BenchmarkError as error:
-            print(f"ddsp bench: error: {error}", file=sys.stderr)
-            return 1
-        print(f"ddsp bench {args.benchmark}:")
-        _print_table(result)
-    else:
-        from ddsp_jax.benchmarks.common import machine
-
-        result = {}
-        for name in ALL_BENCHMARKS:
-            try:
-                result[name] = _run_benchmark(name, args)
-            except BenchmarkError as error:
-                result[name] = {"error": str(error)}
-            result[name].pop("machine", None)
-            print(f"ddsp bench {name}:")
-            _print_table(result[name])
-        result["machine"] = machine()
-        print("machine:")
-        _print_table(result["machine"])
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
-        print(f"Wrote {Path(args.json).resolve()}")
-    return 0
-
-
-def _add_play_arguments(parser: argparse.ArgumentParser) -> None:
-    """What ``resynth`` and ``transfer`` share: model, input, output, CREPE size."""
-    parser.add_argument("model", help="model folder (ddsp export)")
-    parser.add_argument("input", help="audio file: any length, rate, mono or stereo")
-    parser.add_argument("output", help="WAV to write, at the input's sample rate")
-    parser.add_argument(
-        "--f0-model",
-        choices=["tiny", "full"],
-        help="CREPE size (default: the one that made the training data's f0, else full)",
-    )
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="ddsp", description="Differentiable Digital Signal Processing in JAX."
-    )
-    commands = parser.add_subparsers(dest="command", required=True)
-
-    synth = commands.add_parser("synth", help="render a note through the standard DDSP graph")
-    synth.add_argument("--f0", type=float, required=True, help="fundamental frequency (Hz)")
-    synth.add_argument("--seconds", type=float, default=2.0, help="duration (s)")
-    synth.add_argument(
-        "--sample-rate", type=int, default=SAMPLE_RATE, help="samples per second (Hz)"
-    )
-    synth.add_argument("--harmonics", type=int, default=60, help="number of harmonics")
-    synth.add_argument("--amplitude", type=float, default=0.5, help="harmonic amplitude")
-    synth.add_argument("--noise", type=float, default=0.01, help="noise gain relative to it")
-    synth.add_argument("--seed", type=int, default=0, help="random seed")
-    synth.add_argument("--out", default="synth.wav", help="output WAV path")
-    synth.set_defaults(handler=_synth)
-
-    demo = commands.add_parser(
-        "demo", help="quick mode: train on procedural notes for about a minute, write results"
-    )
-    demo.add_argument("--out", default="runs/demo", help="output folder")
-    demo.add_argument("--steps", type=int, help="training steps (default: the quick preset's)")
-    demo.add_argument(
-        "--engine",
-        choices=["jax", "datarax"],
-        default="jax",
-        help="datarax: the original system's path (datarax Pipeline and operator graph; "
-        "needs the datarax extra)",
-    )
-    demo.set_defaults(handler=_demo)
-
-    train = commands.add_parser("train", help="train a model, with checkpoints and resume")
-    train.add_argument(
-        "--preset", choices=["quick", "nsynth", "solo"], help="model and training preset (solo)"
-    )
-    train.add_argument(
-        "--data",
-        help="'procedural', a folder made by `ddsp prepare`, nsynth:PATH (TFRecord, json/wav tar "
-        "or folder; prepared into the run folder), or an .npz with audio, f0_hz, loudness_db",
-    )
-    train.add_argument(
-        "--f0-model", choices=["tiny", "full"], help="CREPE size for preparing nsynth:PATH (full)"
-    )
-    train.add_argument("--out", required=True, help="run folder")
-    train.add_argument("--steps", type=int)
-    train.add_argument("--batch-size", type=int)
-    train.add_argument("--lr", type=float, help="initial learning rate")
-    train.add_argument("--config", help="TOML or JSON file of settings over the preset")
-    train.add_argument(
-        "--set", action="append", metavar="SECTION.NAME=VALUE", help="override one setting"
-    )
-    train.add_argument("--resume", action="store_true", help="continue the run in --out")
-    train.set_defaults(handler=_train)
-
-    prepare = commands.add_parser(
-        "prepare", help="turn audio files or NSynth into a training dataset (f0, loudness)"
-    )
-    prepare.add_argument(
-        "inputs",
-        nargs="+",
-        metavar="INPUT",
-        help="audio files (any format libsndfile reads: WAV, FLAC, OGG, MP3, AIFF, ...), folders "
-        "(searched recursively), glob patterns, or nsynth:PATH",
-    )
-    prepare.add_argument("--out", required=True, help="dataset folder")
-    prepare.add_argument(
-        "--sample-rate", type=int, default=SAMPLE_RATE, help="example audio rate (Hz)"
-    )
-    prepare.add_argument(
-        "--frame-rate", type=int, default=FRAME_RATE, help="feature frames per second"
-    )
-    prepare.add_argument("--example-seconds", type=float, default=4.0, help="example length (s)")
-    prepare.add_argument("--hop-seconds", type=float, default=1.0, help="step between examples (s)")
-    prepare.add_argument(
-        "--eval-fraction", type=float, default=0.1, help="share of 20 s chunks held out"
-    )
-    prepare.add_argument(
-        "--chunk-seconds", type=float, default=20.0, help="chunk length; eval takes whole chunks"
-    )
-    prepare.add_argument(
-        "--f0-model",
-        choices=["tiny", "full"],
-        default="full",
-        help="CREPE size (full: the paper's, 17-23 s per s of audio on a 2-core CPU; tiny ~0.45 s)",
-    )
-    prepare.add_argument(
-        "--subset", choices=["gansynth", "all"], default="gansynth", help="NSynth notes to keep"
-    )
-    prepare.set_defaults(handler=_prepare)
-
-    render = commands.add_parser(
-        "render-soundfont",
-        help="render NSynth-like notes (or melodic phrases) of a General MIDI SoundFont",
-    )
-    render.add_argument(
-        "soundfont", nargs="?", help=".sf2 file (default: an installed FluidR3_GM.sf2)"
-    )
-    render.add_argument("--out", required=True, help="output folder (NSynth json/wav layout)")
-    render.add_argument(
-        "--programs",
-        type=_int_list,
-        default=[0, 24, 40, 56, 71, 73],
-        help="General MIDI programs, 0-127, e.g. 40 or 0,40:42 (default: piano, guitar, "
-        "violin, trumpet, clarinet, flute)",
-    )
-    render.add_argument("--pitches", type=_int_list, default=list(range(24, 85)))
-    render.add_argument(
-        "--velocities",
-        type=_int_list,
-        default=[50, 100],
-        help="note velocities, 1-127 (phrases: the range between the least and greatest)",
-    )
-    render.add_argument(
-        "--phrases",
-        type=int,
-        default=0,
-        help="render this many random melodies per program (varied lengths, dynamics, "
-        "vibrato, rests) as WAVs for ddsp prepare, instead of single notes",
-    )
-    render.add_argument("--phrase-seconds", type=float, default=20.0, help="length of a phrase")
-    render.add_argument("--seed", type=int, default=0, help="seed of the phrases' melodies")
-    render.set_defaults(handler=_render_soundfont)
-
-    export = commands.add_parser("export", help="save a training run's model as a model folder")
-    export.add_argument("run", help="training run folder")
-    export.add_argument("--out", required=True, help="model folder to write")
-    export.add_argument("--step", type=int, help="checkpoint step (default: the latest)")
-    export.set_defaults(handler=_export)
-
-    resynth = commands.add_parser(
-        "resynth", help="resynthesise audio with a model (its f0 and loudness, the model's timbre)"
-    )
-    _add_play_arguments(resynth)
-    resynth.set_defaults(handler=_resynth)
-
-    evaluate = commands.add_parser(
-        "eval", help="evaluate a model's resynthesis on held-out data (spectral, f0, loudness)"
-    )
-    evaluate.add_argument("model", help="model folder (ddsp export) or training run folder")
-    evaluate.add_argument("--data", required=True, help="dataset folder made by ddsp prepare")
-    evaluate.add_argument("--out", help="folder for metrics.json and the figure (MODEL/eval)")
-    evaluate.add_argument("--max-examples", type=int, default=64, help="held-out examples used")
-    evaluate.add_argument(
-        "--f0-model", choices=["tiny", "full"], help="CREPE size (default: the dataset's)"
-    )
-    evaluate.set_defaults(handler=_evaluate)
-
-    transfer = commands.add_parser(
-        "transfer", help="timbre transfer: play a melody (voice, whistle, ...) with a model"
-    )
-    _add_play_arguments(transfer)
-    transfer.add_argument(
-        "--pitch-shift",
-        type=_shift,
-        default="auto",
-        help="semitones, or auto: whole octaves toward the training data's mean pitch",
-    )
-    transfer.add_argument(
-        "--loudness-shift",
-        type=_shift,
-        default="auto",
-        help="dB, or auto: map the notes' loudness quantiles onto the training data's",
-    )
-    transfer.add_argument(
-        "--quiet", type=float, default=20.0, help="dB to lower frames that are not notes"
-    )
-    transfer.add_argument(
-        "--autotune", type=float, default=0.0, help="0-1: pull f0 toward the nearest semitone"
-    )
-    transfer.add_argument("--plot", help="also write a figure: spectrograms, f0 and loudness")
-    transfer.set_defaults(handler=_transfer)
-
+def _bench_command(commands: Any) -> None:
+    """``ddsp bench``: the benchmarks behind docs/benchmarks.md."""
     bench = commands.add_parser("bench", help="run a benchmark")
     bench.add_argument(
         "benchmark",
-        choices=["synth", "train", "matmuls", "loudness", "f0", "gru", "transfer", "all"],
+        choices=[*BENCHMARKS, "all"],
         help="what to measure (matmuls: the decoder's matrix products alone at a train "
         "step's shapes, the ceiling of its roofline fraction; gru: its hand-written backward "
         "pass vs autodiff; f0: CREPE; transfer: how a model's output follows a sung melody's "
@@ -811,6 +722,70 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--repeats", type=int, default=10, help="timed runs after warm-up")
     bench.add_argument("--json", help="also write the figures to this JSON file")
     bench.set_defaults(handler=_bench)
+
+
+def _bench(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from ddsp_jax.benchmarks.suite import BenchmarkError, BenchOptions, run_all, run_benchmark
+
+    try:
+        options = BenchOptions(
+            batch_size=args.batch_size,
+            seconds=args.seconds,
+            repeats=args.repeats,
+            impl=args.impl,
+            preset=args.preset,
+            micro_batches=args.micro_batches,
+            f0_model=args.f0_model,
+            soundfont=args.soundfont,
+            model=args.model,
+        )
+    except ValueError as error:
+        parser.error(str(error))
+    if args.benchmark == "all":
+
+        def report(name: str, figures: dict) -> None:
+            print(f"ddsp bench {name}:")
+            _print_table(figures)
+
+        result = run_all(options, report)
+        print("machine:")
+        _print_table(result["machine"])
+    else:
+        try:
+            result = run_benchmark(args.benchmark, options)
+        except BenchmarkError as error:
+            print(f"ddsp bench: error: {error}", file=sys.stderr)
+            return 1
+        print(f"ddsp bench {args.benchmark}:")
+        _print_table(result)
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+        print(f"Wrote {Path(args.json).resolve()}")
+    return 0
+
+
+COMMANDS = (
+    _synth_command,
+    _demo_command,
+    _train_command,
+    _prepare_command,
+    _render_command,
+    _export_command,
+    _resynth_command,
+    _evaluate_command,
+    _transfer_command,
+    _bench_command,
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ddsp", description="Differentiable Digital Signal Processing in JAX."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    for add_command in COMMANDS:
+        add_command(commands)
     return parser
 
 

@@ -14,11 +14,9 @@ from ddsp_jax.benchmarks.common import (
     peak_rss_bytes,
     time_calls,
 )
-from ddsp_jax.core.defaults import FRAME_RATE, SAMPLE_RATE
 from ddsp_jax.core.implementation import use_implementation
+from ddsp_jax.defaults import FRAME_RATE, SAMPLE_RATE
 from ddsp_jax.processors import ProcessorGraph, ProcessorGraphConfig
-
-MAGENTA_SECONDS = 0.29  # magenta/ddsp (TF 2.11), 4 × 4 s on the project's 2-core CPU.
 
 
 def run(
@@ -38,8 +36,7 @@ def run(
     Returns:
         The settings, ``compile_seconds`` (first call), ``median_seconds``, ``min_seconds``,
         ``real_time_factor`` (seconds of audio per second of compute, median),
-        ``magenta_ratio`` (our real-time factor over magenta's on this CPU), ``peak_rss_bytes``
-        and ``machine``.
+        ``peak_rss_bytes`` and ``machine``.
     """
     n_samples = round(seconds * sample_rate)
     n_frames = round(seconds * frame_rate)
@@ -91,7 +88,6 @@ def run(
             "median_seconds": timing["median_seconds"],
             "min_seconds": timing["min_seconds"],
             "real_time_factor": real_time_factor,
-            "magenta_ratio": real_time_factor / (4 * 4.0 / MAGENTA_SECONDS),
             "peak_rss_bytes": peak_rss_bytes(),
         }
     return {**merge_implementations(figures, "median_seconds"), "machine": machine()}

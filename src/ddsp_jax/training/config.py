@@ -4,9 +4,10 @@ import dataclasses
 import json
 import tomllib
 import typing
+from collections.abc import Sequence
 from pathlib import Path
 
-from ddsp_jax.core.defaults import FRAME_RATE, SAMPLE_RATE
+from ddsp_jax.defaults import FRAME_RATE, SAMPLE_RATE
 from ddsp_jax.models.autoencoder import Autoencoder, AutoencoderConfig
 from ddsp_jax.models.decoders import RnnFcDecoderConfig
 from ddsp_jax.processors.graph import ProcessorGraphConfig
@@ -253,3 +254,66 @@ def load(path: str | Path, base: TrainConfig | None = None) -> TrainConfig:
         return from_dict(TrainConfig, merged)
     except (ValueError, TypeError) as error:
         raise ValueError(f"config {path}: {error}") from error
+
+
+def resolve(
+    preset: str | None = None,
+    config_file: str | Path | None = None,
+    overrides: Sequence[str] = (),
+    *,
+    data: str | None = None,
+    f0_model: str | None = None,
+    learning_rate: float | None = None,
+    steps: int | None = None,
+    batch_size: int | None = None,
+) -> TrainConfig:
+    """A new run's config: ``preset`` (default ``solo``), then the settings of
+    ``config_file``, then ``overrides`` (``section.name=value``), then each value given here
+    (what ``ddsp train``'s flags set).
+
+    Raises:
+        ValueError: For an unknown preset, an unreadable file or a bad setting, naming it.
+
+    >>> config = resolve("quick", overrides=["optimizer.learning_rate=1e-3"], steps=10)
+    >>> config.optimizer.learning_rate, config.steps, config.frame_rate
+    (0.001, 10, 100)
+    """
+    name = preset or "solo"
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; presets: {', '.join(PRESETS)}.")
+    config = PRESETS[name]
+    if config_file is not None:
+        config = load(config_file, base=config)
+    config = override(config, list(overrides))
+    data_config = config.data
+    if data is not None:
+        data_config = dataclasses.replace(data_config, source=data)
+    if f0_model is not None:
+        data_config = dataclasses.replace(data_config, f0_model=f0_model)
+    optimizer = config.optimizer
+    if learning_rate is not None:
+        optimizer = dataclasses.replace(optimizer, learning_rate=learning_rate)
+    return dataclasses.replace(
+        config,
+        data=data_config,
+        optimizer=optimizer,
+        steps=config.steps if steps is None else steps,
+        batch_size=config.batch_size if batch_size is None else batch_size,
+    )
+
+
+def saved_config(run_dir: str | Path, steps: int | None = None) -> TrainConfig:
+    """The config a run folder saved (its ``config.json``, what ``--resume`` continues), with
+    ``steps`` if given.
+
+    Raises:
+        ValueError: When the folder has no readable ``config.json``.
+    """
+    path = Path(run_dir) / CONFIG_FILE
+    try:
+        config = from_dict(TrainConfig, json.loads(path.read_text()))
+    except FileNotFoundError:
+        raise ValueError(f"cannot resume: {path} does not exist.") from None
+    except (OSError, TypeError, ValueError) as error:
+        raise ValueError(f"{path}: unreadable ({error}).") from error
+    return config if steps is None else dataclasses.replace(config, steps=steps)

@@ -1,11 +1,87 @@
 """ddsp-jax: Differentiable Digital Signal Processing in JAX and Flax NNX.
 
-Layers (imports go downward only): ``core`` (pure DSP functions) → ``processors``
-(Flax NNX synths and effects) → ``losses``; ``integrations.datarax`` is optional.
+Subpackages, from the bottom layer up (imports only go downward):
+
+- ``core``: pure ``jax.numpy`` DSP functions (oscillators, filters, spectra, units).
+- ``processors``: synths and effects as Flax NNX modules, and the standard graph.
+- ``losses``: the multi-scale spectral loss.
+- ``features``: CREPE f0, loudness, note frames and dataset statistics.
+- ``models``: the decoder, the autoencoder and saved model folders.
+- ``data``: reading audio, prepared datasets, procedural, SoundFont and NSynth notes.
+- ``inference``: resynthesis and timbre transfer with a saved model.
+- ``training``: configs and presets, the train loop, checkpoints, evaluation, export.
+- ``benchmarks``: what ``ddsp bench`` measures.
+
+Each subpackage is imported on first use, so ``import ddsp_jax`` itself is light:
+
+>>> import ddsp_jax
+>>> ddsp_jax.SAMPLE_RATE, ddsp_jax.FRAME_RATE
+(16000, 250)
+>>> float(ddsp_jax.core.midi_to_hz(69.0))
+440.0
+
+Importing ``ddsp_jax`` with jaxlib < 0.12 on CPU sets ``XLA_FLAGS`` to work around a deadlock
+in XLA's multi-threaded CPU FFT, and logs that it did (``ddsp_jax._platform``).
 """
+
+import importlib
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 from ddsp_jax._platform import configure_xla_cpu
 
 configure_xla_cpu()
 
+from ddsp_jax.defaults import FRAME_RATE, SAMPLE_RATE  # noqa: E402
+
+if TYPE_CHECKING:
+    from ddsp_jax import (
+        benchmarks,
+        core,
+        data,
+        features,
+        inference,
+        losses,
+        models,
+        processors,
+        training,
+    )
+
 __version__ = "0.1.0"
+
+SUBPACKAGES = (
+    "core",
+    "processors",
+    "losses",
+    "features",
+    "models",
+    "data",
+    "inference",
+    "training",
+    "benchmarks",
+)
+
+__all__ = [
+    "FRAME_RATE",
+    "SAMPLE_RATE",
+    "__version__",
+    "benchmarks",
+    "core",
+    "data",
+    "features",
+    "inference",
+    "losses",
+    "models",
+    "processors",
+    "training",
+]
+
+
+def __getattr__(name: str) -> ModuleType:
+    if name in SUBPACKAGES:
+        return importlib.import_module(f"ddsp_jax.{name}")
+    raise AttributeError(f"module 'ddsp_jax' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(SUBPACKAGES))

@@ -84,6 +84,12 @@ def multi_scale_spectral_loss(
 
     Returns:
         The scalar loss.
+
+    >>> noise = jax.random.normal(jax.random.key(0), (1, 4096))
+    >>> float(multi_scale_spectral_loss(noise, noise))
+    0.0
+    >>> bool(multi_scale_spectral_loss(noise, 0.5 * noise) > 0.0)
+    True
     """
     check_rank("target_audio", target_audio, (2,), "[batch, n_samples]")
     check_rank("audio", audio, (2,), "[batch, n_samples]")

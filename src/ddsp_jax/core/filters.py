@@ -77,6 +77,12 @@ def fft_convolve(
     Returns:
         Filtered audio ``[batch, n_samples]`` (``same``) or ``[batch, n_samples + ir_size - 1]``
         (``valid``).
+
+    A delayed impulse response delays the audio (linear, not circular, convolution):
+
+    >>> audio = jnp.array([[1.0, 2.0, 3.0]])
+    >>> fft_convolve(audio, jnp.array([[0.0, 1.0]]), padding="valid", delay_compensation=0)
+    Array([[0., 1., 2., 3.]], dtype=float32)
     """
     audio, impulse_response = _convolution_inputs(
         audio, impulse_response, "impulse_response", "ir_size", padding

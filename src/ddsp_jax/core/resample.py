@@ -90,6 +90,12 @@ def resample(x: jax.Array, n_samples: int, method: ResampleMethod = "linear") ->
     Returns:
         The interpolated signal, shape ``[n_samples]``, ``[batch, n_samples]`` or
         ``[batch, n_samples, channels]`` to match ``x``.
+
+    Frame ``j`` sits at sample ``j * n_samples / n_frames`` (magenta's alignment), and the
+    last frame's value holds after it:
+
+    >>> resample(jnp.array([0.0, 1.0]), 5)
+    Array([0. , 0.4, 0.8, 1. , 1. ], dtype=float32)
     """
     check_rank("x", x, (1, 2, 3), "[n_frames], [batch, n_frames] or [batch, n_frames, channels]")
     check_positive_int("n_samples", n_samples)

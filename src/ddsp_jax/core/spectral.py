@@ -333,6 +333,11 @@ def compute_loudness(
 
     Returns:
         Loudness ``[batch, n_frames]`` (dB; ``[n_frames]`` for 1-D input).
+
+    >>> t = jnp.arange(16000) / 16000
+    >>> loudness = compute_loudness(0.5 * jnp.sin(2 * jnp.pi * 440.0 * t), n_fft=2048)
+    >>> loudness.shape, round(float(loudness[125]), 1)
+    ((251,), 15.7)
     """
     frames = frames_at_rate(audio, n_fft, sample_rate, frame_rate, padding)
     spectrum = jnp.fft.rfft(frames * _hann(n_fft), n_fft)

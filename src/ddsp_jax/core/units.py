@@ -17,12 +17,20 @@ def safe_divide(numerator: jax.Array, denominator: jax.Array, eps: float = 1e-7)
 
 
 def midi_to_hz(notes: jax.Array) -> jax.Array:
-    """MIDI note numbers to frequency in Hz (A4 = MIDI 69 = 440 Hz)."""
+    """MIDI note numbers to frequency in Hz (A4 = MIDI 69 = 440 Hz).
+
+    >>> midi_to_hz(jnp.array([57.0, 69.0, 81.0]))
+    Array([220., 440., 880.], dtype=float32)
+    """
     return 440.0 * 2.0 ** ((jnp.asarray(notes, jnp.float32) - 69.0) / 12.0)
 
 
 def hz_to_midi(frequencies: jax.Array) -> jax.Array:
-    """Frequency in Hz to (fractional) MIDI note numbers; 0 Hz and below map to MIDI 0."""
+    """Frequency in Hz to (fractional) MIDI note numbers; 0 Hz and below map to MIDI 0.
+
+    >>> hz_to_midi(jnp.array([0.0, 440.0]))
+    Array([ 0., 69.], dtype=float32)
+    """
     frequencies = jnp.asarray(frequencies, jnp.float32)
     positive = frequencies > 0.0
     safe = jnp.where(positive, frequencies, 440.0)
@@ -40,7 +48,11 @@ def power_to_db(power: jax.Array, ref_db: float = 0.0, range_db: float = DB_RANG
 def amplitude_to_db(
     amplitude: jax.Array, ref_db: float = 0.0, range_db: float = DB_RANGE
 ) -> jax.Array:
-    """Linear amplitude to decibels (of power amplitude**2), floored at ``-range_db``."""
+    """Linear amplitude to decibels (of power amplitude**2), floored at ``-range_db``.
+
+    >>> amplitude_to_db(jnp.array([1.0, 0.1, 0.0]))
+    Array([  0., -20., -80.], dtype=float32)
+    """
     return power_to_db(jnp.square(amplitude), ref_db=ref_db, range_db=range_db)
 
 
@@ -73,6 +85,9 @@ def inverse_exp_sigmoid(
     """The raw value ``x`` with ``exp_sigmoid(x) == y``, for ``threshold < y < max_value``.
 
     Useful to drive processors (which apply ``exp_sigmoid``) with chosen linear values.
+
+    >>> round(float(exp_sigmoid(inverse_exp_sigmoid(0.5))), 4)
+    0.5
     """
     p = ((jnp.asarray(y, jnp.float32) - threshold) / max_value) ** (1.0 / jnp.log(exponent))
     return jnp.log(p) - jnp.log1p(-p)

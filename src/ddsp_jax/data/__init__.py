@@ -1,1 +1,36 @@
-"""Data sources: procedural notes and NSynth (``data.nsynth``)."""
+"""Data: reading audio, preparing datasets (f0, loudness, statistics), procedural and
+SoundFont notes, and NSynth (read without TensorFlow).
+
+The SoundFont renderer (``data.soundfont``) needs the ``soundfont`` extra and is imported
+from its module.
+"""
+
+from ddsp_jax.data.audio import (
+    AUDIO_EXTENSIONS,
+    InputError,
+    UnusableInputError,
+    find_audio_files,
+    load_audio,
+)
+from ddsp_jax.data.dataset import DatasetError, PrepareConfig, PreparedDataset
+from ddsp_jax.data.nsynth import NSynthError, read_notes
+from ddsp_jax.data.prepare import PrepareError, prepare
+from ddsp_jax.data.procedural import make_instrument, render_notes, sung_melody
+
+__all__ = [
+    "AUDIO_EXTENSIONS",
+    "DatasetError",
+    "InputError",
+    "NSynthError",
+    "PrepareConfig",
+    "PrepareError",
+    "PreparedDataset",
+    "UnusableInputError",
+    "find_audio_files",
+    "load_audio",
+    "make_instrument",
+    "prepare",
+    "read_notes",
+    "render_notes",
+    "sung_melody",
+]

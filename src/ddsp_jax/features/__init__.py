@@ -1,2 +1,31 @@
-"""Features computed from audio: f0 (CREPE, weights read without torch) and loudness
-(``ddsp_jax.core.compute_loudness``)."""
+"""Features computed from audio: CREPE f0 with confidence (weights read without torch),
+A-weighted loudness, note frames and a dataset's feature statistics."""
+
+from ddsp_jax.features.extract import FEATURE_NAMES, LOUDNESS_N_FFT, compute_features
+from ddsp_jax.features.f0 import Crepe, compute_f0, crepe_salience, load_crepe
+from ddsp_jax.features.notes import (
+    CONFIDENT,
+    NOTE_GAP_FRAMES,
+    NOTE_MIN_LOUDNESS_DB,
+    SILENCE_PEAK,
+    feature_statistics,
+    is_silent,
+    note_frames,
+)
+
+__all__ = [
+    "CONFIDENT",
+    "FEATURE_NAMES",
+    "LOUDNESS_N_FFT",
+    "NOTE_GAP_FRAMES",
+    "NOTE_MIN_LOUDNESS_DB",
+    "SILENCE_PEAK",
+    "Crepe",
+    "compute_f0",
+    "compute_features",
+    "crepe_salience",
+    "feature_statistics",
+    "is_silent",
+    "load_crepe",
+    "note_frames",
+]

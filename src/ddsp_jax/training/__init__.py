@@ -1,7 +1,23 @@
-"""Training: configuration, data sources, the train loop and checkpoints."""
+"""Training: configuration, examples, the train loop, checkpoints, evaluation and export."""
 
-from ddsp_jax.training.config import PRESETS, TrainConfig
+from ddsp_jax.training.checkpoints import Checkpoints, restore_model
+from ddsp_jax.training.config import PRESETS, TrainConfig, resolve
+from ddsp_jax.training.evaluate import evaluate_model
+from ddsp_jax.training.export import export_model, load_model_or_run, model_of_run
 from ddsp_jax.training.metrics import read_metrics
 from ddsp_jax.training.trainer import Trainer, TrainingError
 
-__all__ = ["PRESETS", "TrainConfig", "Trainer", "TrainingError", "read_metrics"]
+__all__ = [
+    "PRESETS",
+    "Checkpoints",
+    "TrainConfig",
+    "Trainer",
+    "TrainingError",
+    "evaluate_model",
+    "export_model",
+    "load_model_or_run",
+    "model_of_run",
+    "read_metrics",
+    "resolve",
+    "restore_model",
+]

@@ -48,7 +48,7 @@ def test_bad_arguments_exit_with_a_message(args, capsys):
 
 
 def test_bench_all_prints_and_writes_every_figure(tmp_path, capsys):
-    """``bench all`` at tiny sizes, both code paths: the keys the issue asks for are there
+    """``bench all`` at tiny sizes, both code paths: every benchmark's figures are there
     and positive (no figure is asserted against a time)."""
     from ddsp_jax.features.torch_weights import WeightsError, crepe_weights_path
 

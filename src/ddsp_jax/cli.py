@@ -140,8 +140,8 @@ def _demo_command(commands: Any) -> None:
         "--engine",
         choices=["jax", "datarax"],
         default="jax",
-        help="datarax: the original system's path (datarax Pipeline and operator graph; "
-        "needs the datarax extra)",
+        help="datarax: batches from a datarax Pipeline, synthesis by the datarax operator "
+        "graph (needs the datarax extra)",
     )
     demo.set_defaults(handler=_demo)
 

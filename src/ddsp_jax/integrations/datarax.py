@@ -1,8 +1,8 @@
-"""ddsp-jax on datarax (needs the ``datarax`` extra): the original system's path.
+"""ddsp-jax on datarax (needs the ``datarax`` extra), composed as datarax's DDSP example.
 
 Each processor becomes an ``OperatorModule`` with its ``OperatorConfig``; operators work on
 one record at a time (no batch axis) and datarax vmaps them over a batch. ``datarax_graph``
-rebuilds the original datarax DDSP example's composition,
+rebuilds datarax's DDSP example's composition,
 ``SEQUENTIAL[WEIGHTED_PARALLEL(Harmonic, FilteredNoise), Reverb]``, around the processors of
 a plain ``ProcessorGraph``, sharing their parameters, so both give the same audio.
 ``DataraxAutoencoder`` synthesises through that graph and ``PipelineSource`` serves training
@@ -187,7 +187,7 @@ def _reverb_operator(reverb: Reverb | ExpDecayReverb) -> ProcessorOperator:
 
 
 def datarax_graph(graph: ProcessorGraph, *, rngs: nnx.Rngs) -> CompositeOperatorModule:
-    """The original system's operator graph around ``graph``'s processors (shared parameters).
+    """datarax's DDSP example's operator graph around ``graph``'s processors (shared parameters).
 
     ``SEQUENTIAL[WEIGHTED_PARALLEL(Harmonic, FilteredNoise; weights 1, 1; mix "audio"),
     Reverb]``, or just the parallel mix when the graph has no reverb. Records must carry the

@@ -99,7 +99,7 @@ class TrainConfig:
     eval_every: int = 0
     eval_f0_model: str | None = None
     # "jax": batches from an in-memory source, synthesis by ProcessorGraph. "datarax" (needs
-    # the extra): the original system's path, a datarax Pipeline over a MemorySource feeding
+    # the extra): as datarax's DDSP example, a datarax Pipeline over a MemorySource feeding
     # the datarax operator graph (ddsp_jax.integrations.datarax).
     engine: typing.Literal["jax", "datarax"] = "jax"
 

@@ -301,7 +301,7 @@ def test_resynthesis_metrics_of_audio_against_itself_and_another_instrument():
 
 @needs_weights
 def test_cli_eval_writes_metrics_and_a_figure(run, tmp_path, capsys):
-    from ddsp_jax.data.prepare import PrepareConfig, prepare
+    from ddsp_jax.data.preparation import PrepareConfig, prepare
 
     _, _, root = run
     for i, f0 in enumerate((220.0, 330.0)):

@@ -308,7 +308,7 @@ def _prepare_command(commands: Any) -> None:
 
 def _prepare(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from ddsp_jax.data.dataset import PrepareConfig
-    from ddsp_jax.data.prepare import prepare
+    from ddsp_jax.data.preparation import prepare
     from ddsp_jax.features.torch_weights import WeightsError
 
     try:

@@ -9,10 +9,10 @@ import soundfile as sf
 
 from conftest import tone
 from crepe import needs_weights
-from ddsp_jax.data import prepare as prep
+from ddsp_jax.data import preparation as prep
 from ddsp_jax.data.audio import InputError
 from ddsp_jax.data.dataset import DatasetError, PrepareConfig, PreparedDataset
-from ddsp_jax.data.prepare import PrepareError, prepare
+from ddsp_jax.data.preparation import PrepareError, prepare
 
 TINY = PrepareConfig(f0_model="tiny", eval_fraction=0.1)
 

@@ -14,7 +14,7 @@ from ddsp_jax.data.audio import (
 )
 from ddsp_jax.data.dataset import DatasetError, PrepareConfig, PreparedDataset
 from ddsp_jax.data.nsynth import NSynthError, read_notes
-from ddsp_jax.data.prepare import PrepareError, prepare
+from ddsp_jax.data.preparation import PrepareError, prepare
 from ddsp_jax.data.procedural import make_instrument, render_notes, sung_melody
 
 __all__ = [

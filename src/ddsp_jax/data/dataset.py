@@ -13,7 +13,7 @@ Why ``.npy`` shards and not one archive: training memory-maps them and reads sin
 at random, so a dataset larger than memory streams through the OS page cache; nothing beyond
 NumPy is needed to read them. A shard is written under a temporary name and renamed into
 place (atomic on POSIX), so a killed writer never leaves a shard that looks finished;
-``dataset.json`` is written last, also by rename. ``data.prepare`` writes datasets.
+``dataset.json`` is written last, also by rename. ``data.preparation`` writes datasets.
 """
 
 import dataclasses

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 import numpy as np
 
 from ddsp_jax.data.dataset import DATASET_FILE, PrepareConfig, PreparedDataset, split_columns
-from ddsp_jax.data.prepare import NSYNTH_PREFIX, prepare
+from ddsp_jax.data.preparation import NSYNTH_PREFIX, prepare
 from ddsp_jax.data.procedural import render_notes
 
 if TYPE_CHECKING:

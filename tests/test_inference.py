@@ -299,6 +299,7 @@ def test_resynthesis_metrics_of_audio_against_itself_and_another_instrument():
     assert worse["loudness_l1_db"] > 10.0 and worse["raw_pitch_accuracy"] < 0.1
 
 
+@pytest.mark.slow
 @needs_weights
 def test_cli_eval_writes_metrics_and_a_figure(run, tmp_path, capsys):
     from ddsp_jax.data.preparation import PrepareConfig, prepare

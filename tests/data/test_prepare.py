@@ -51,6 +51,7 @@ BAD = {
 }
 
 
+@pytest.mark.slow
 @needs_weights
 def test_prepare_a_folder_of_mixed_formats_and_bad_files(tmp_path):
     build_folder(tmp_path / "in")
@@ -213,6 +214,7 @@ def test_training_streams_a_prepared_dataset(tmp_path):
         load_training_data(other, tmp_path / "run")
 
 
+@pytest.mark.slow
 @needs_weights
 def test_cli_prepares_then_trains_on_nsynth_and_on_a_folder(tmp_path, capsys):
     from test_nsynth import example, notes, write_tfrecord

@@ -39,6 +39,7 @@ def two_steps(config, run_dir) -> tuple[list[float], list[np.ndarray], int]:
     return losses, final, trainer.train_step._cache_size()
 
 
+@pytest.mark.slow
 def test_a_stored_train_step_gives_the_traced_one_s_results(tmp_path, cache_dir, monkeypatch):
     config = tiny_config()
     program_cache.enable(None)
@@ -74,6 +75,7 @@ def test_outputs_that_differ_from_the_declared_structure_are_an_error(cache_dir)
         double(jax.numpy.ones(3))
 
 
+@pytest.mark.slow
 def test_a_program_that_cannot_be_stored_is_traced_with_a_warning(tmp_path, cache_dir, monkeypatch):
     def refuse(*args, **kwargs):
         raise ValueError("cannot export a host callback")

@@ -69,6 +69,7 @@ def test_tiny_model_overfits_one_note(tmp_path):
     assert last < 0.5 * first, (first, last)
 
 
+@pytest.mark.slow
 def test_exact_resume_and_checkpoint_round_trip(tmp_path):
     config = tiny_config(steps=8, checkpoint_every=4)
     examples = notes(6)
@@ -123,6 +124,7 @@ class SignalOnBatch:
         self.source.restore(state)
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_after_the_step_in_flight_and_checkpoints_it(tmp_path):
     signum = signal.SIGINT  # SIGTERM, the same path, is sent to a real process in test_demo.
     config = tiny_config(steps=6, checkpoint_every=100)
@@ -310,6 +312,7 @@ def test_held_out_evaluation_is_logged_every_n_steps(tmp_path):
         tiny_config(eval_f0_model="large")
 
 
+@pytest.mark.slow
 def test_micro_batches_give_the_full_batch_update(tmp_path):
     """Gradients averaged over 2 micro-batches of 2 equal the gradient of the batch of 4:
     the loss is a mean over the batch. The noise synth is silenced (its initial bias puts it

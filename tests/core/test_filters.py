@@ -145,3 +145,13 @@ def test_frequency_filter_equals_convolving_with_the_designed_impulse_responses(
     out = core.frequency_filter(audio, magnitudes, window_size, padding=padding)
     assert out.shape == expected.shape
     np.testing.assert_allclose(out, expected, atol=2e-6 * float(jnp.max(jnp.abs(expected))))
+
+
+def test_filtered_blocks_overlap_added_are_the_frequency_filter(rng):
+    audio = rng.normal(size=(2, 640)).astype(np.float32)
+    magnitudes = rng.uniform(0.0, 1.0, (2, 10, 33)).astype(np.float32)
+    blocks = core.filter_blocks(audio.reshape(2, 10, 64), magnitudes, window_size=31)
+    assert blocks.shape == (2, 10, 64 + 31 - 1)
+    joined = core.overlap_add(blocks, 64)[:, 15 : 15 + 640]  # Drop the 15-sample delay.
+    expected = core.frequency_filter(audio, magnitudes, window_size=31)
+    np.testing.assert_allclose(joined, expected, atol=1e-6)

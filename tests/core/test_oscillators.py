@@ -6,6 +6,7 @@ from long_double import long_double_reference
 
 from conftest import SAMPLE_RATES, relative_error_db
 from ddsp_jax import core
+from ddsp_jax.core.oscillators import harmonic_frames
 
 
 def spectrum_amplitudes(audio: np.ndarray) -> np.ndarray:
@@ -106,6 +107,49 @@ def test_final_phase_continues_a_stream_without_a_jump():
         f0[:, n_frames:], amps[:, n_frames:], n_frames * hop, sr, initial_phase=phase
     )
     np.testing.assert_allclose(np.concatenate([first, second], axis=1), whole, atol=2e-6)
+
+
+def test_runs_of_frames_given_the_next_frame_join_into_one_run_exactly():
+    sr, hop = 16000, 64
+    rng = np.random.default_rng(2)
+    f0 = jnp.asarray(rng.uniform(100.0, 3000.0, (1, 30)), jnp.float32)
+    amps = jnp.asarray(rng.uniform(0.0, 0.3, (1, 30, 5)), jnp.float32)
+    zero = (jnp.zeros((1,), jnp.uint32), jnp.zeros((1,), jnp.uint32))
+
+    def run(frames: slice, start):
+        after = min(frames.stop, 29)  # The frame after the run; the last one is held.
+        return harmonic_frames(
+            f0[:, frames],
+            amps[:, frames],
+            f0[:, after],
+            amps[:, after],
+            (start, jnp.zeros((1,))),
+            (frames.stop - frames.start) * hop,
+            sr,
+            "window",
+        )
+
+    whole, end, _ = run(slice(0, 30), zero)
+    pieces, phase = [], zero
+    for frames in (slice(0, 7), slice(7, 8), slice(8, 30)):
+        audio, phase, _ = run(frames, phase)
+        pieces.append(audio)
+    np.testing.assert_array_equal(jnp.stack(phase), jnp.stack(end))
+    np.testing.assert_allclose(jnp.concatenate(pieces, axis=1), whole, atol=1e-6)
+    reference, _ = core.harmonic_oscillator(f0[..., None], amps, 30 * hop, sr)
+    np.testing.assert_allclose(whole, reference, atol=2e-5)  # Eager against compiled.
+    _, still, _ = harmonic_frames(
+        f0,
+        amps,
+        f0[:, -1],
+        amps[:, -1],
+        (zero, jnp.zeros((1,))),
+        30 * hop,
+        sr,
+        "window",
+        advance=jnp.zeros((1, 30), bool),
+    )
+    np.testing.assert_array_equal(jnp.stack(still), jnp.stack(zero))
 
 
 @pytest.mark.parametrize(

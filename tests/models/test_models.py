@@ -126,6 +126,17 @@ def test_decoder_carries_rnn_state_across_chunks():
         )
 
 
+def test_decoder_state_after_a_padded_chunk_is_the_state_after_its_real_frames():
+    decoder = RnnFcDecoder(tiny_config().model.decoder, rngs=nnx.Rngs(0))
+    features = preprocess(jnp.linspace(100, 400, 12)[None], jnp.linspace(-60, -10, 12)[None])
+    _, real_state = decoder.decode({k: v[:, :5] for k, v in features.items()})
+    _, padded_state = decoder.decode(features, length=jnp.int32(5))
+    np.testing.assert_allclose(padded_state, real_state, atol=1e-6)
+    start = jnp.ones_like(real_state)
+    _, unchanged = decoder.decode(features, start, length=jnp.int32(0))
+    np.testing.assert_array_equal(unchanged, start)
+
+
 def test_preprocess_scaling():
     features = preprocess(jnp.array([[440.0, 0.0]]), jnp.array([[-80.0, 0.0]]))
     np.testing.assert_allclose(features["f0_scaled"][0, :, 0], [69 / 127, 0.0], rtol=1e-6)

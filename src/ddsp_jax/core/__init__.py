@@ -6,12 +6,15 @@ phases in cycles, levels in dB unless a name says otherwise.
 
 from ddsp_jax.core.filters import (
     fft_convolve,
+    filter_blocks,
     frequency_filter,
     frequency_impulse_response,
     next_fast_fft_size,
     overlap_add,
 )
+from ddsp_jax.core.noise import NOISE_CHUNK, uniform_noise
 from ddsp_jax.core.oscillators import (
+    harmonic_frames,
     harmonic_oscillator,
     harmonic_synthesis,
     harmonic_synthesis_reference,
@@ -51,6 +54,7 @@ from ddsp_jax.core.units import (
 
 __all__ = [
     "DB_RANGE",
+    "NOISE_CHUNK",
     "RESAMPLE_METHODS",
     "a_weighting",
     "amplitude_to_db",
@@ -66,10 +70,12 @@ __all__ = [
     "db_to_power",
     "exp_sigmoid",
     "fft_convolve",
+    "filter_blocks",
     "frame",
     "frame_starts",
     "frequency_filter",
     "frequency_impulse_response",
+    "harmonic_frames",
     "harmonic_oscillator",
     "harmonic_synthesis",
     "harmonic_synthesis_reference",
@@ -87,4 +93,5 @@ __all__ = [
     "safe_divide",
     "safe_log",
     "stft",
+    "uniform_noise",
 ]

@@ -134,20 +134,50 @@ def _fft_convolve(
         filters = filters[:, block_starts * n_frames // n_samples]
     audio_frames = jnp.pad(audio, ((0, 0), (0, n_blocks * frame_size - n_samples)))
     audio_frames = audio_frames.reshape(batch, n_blocks, frame_size)
-
-    fft_size = next_fast_fft_size(frame_size + ir_size - 1)
-    if window_size is None:
-        filter_spectrum = jnp.fft.rfft(filters, fft_size)
-    else:  # The designed filters' spectra directly: one product, no IR and no FFT of it.
-        real, imag = _filter_spectrum_basis(filters.shape[2], window_size, fft_size)
-        filter_spectrum = jax.lax.complex(_product(filters, real), _product(filters, imag))
-    spectrum = jnp.fft.rfft(audio_frames, fft_size) * filter_spectrum
-    convolved = overlap_add(jnp.fft.irfft(spectrum, fft_size), frame_size)
+    convolved = overlap_add(_convolve_blocks(audio_frames, filters, window_size), frame_size)
 
     start = ir_size // 2 if delay_compensation < 0 else delay_compensation
     length = n_samples if padding == "same" else n_samples + ir_size - 1
     convolved = jnp.pad(convolved, ((0, 0), (0, max(0, start + length - convolved.shape[1]))))
     return convolved[:, start : start + length]
+
+
+def _convolve_blocks(blocks: jax.Array, filters: jax.Array, window_size: int | None) -> jax.Array:
+    """Each block ``[batch, n_blocks, block_size]`` linearly convolved with its filter:
+    ``[batch, n_blocks, fft_size]``, zero after ``block_size + ir_size - 1`` samples.
+    ``filters`` as in ``_fft_convolve``."""
+    ir_size = filters.shape[2] if window_size is None else window_size
+    fft_size = next_fast_fft_size(blocks.shape[2] + ir_size - 1)
+    if window_size is None:
+        filter_spectrum = jnp.fft.rfft(filters, fft_size)
+    else:  # The designed filters' spectra directly: one product, no IR and no FFT of it.
+        real, imag = _filter_spectrum_basis(filters.shape[2], window_size, fft_size)
+        filter_spectrum = jax.lax.complex(_product(filters, real), _product(filters, imag))
+    spectrum = jnp.fft.rfft(blocks, fft_size) * filter_spectrum
+    return jnp.fft.irfft(spectrum, fft_size)
+
+
+def filter_blocks(blocks: jax.Array, magnitudes: jax.Array, window_size: int = 0) -> jax.Array:
+    """Blocks of audio, each filtered by its own designed linear-phase filter, in full.
+
+    The pieces ``frequency_filter`` overlap-adds: with ``hop = block_size``, overlap-adding
+    the result and dropping ``window_size // 2`` samples gives ``frequency_filter``'s output.
+    A stream filters its blocks as they come and carries the overlap.
+
+    Args:
+        blocks: ``[batch, n_blocks, block_size]``.
+        magnitudes: ``[batch, n_blocks, n_frequencies]`` (see ``frequency_impulse_response``).
+        window_size: Filter taps (see ``frequency_impulse_response``).
+
+    Returns:
+        ``[batch, n_blocks, block_size + window_size - 1]``.
+    """
+    check_rank("blocks", blocks, (3,), "[batch, n_blocks, block_size]")
+    check_rank("magnitudes", magnitudes, (3,), "[batch, n_blocks, n_frequencies]")
+    magnitudes = jnp.asarray(magnitudes, jnp.float32)
+    window_size = _window_size(magnitudes.shape, window_size)
+    full = _convolve_blocks(jnp.asarray(blocks, jnp.float32), magnitudes, window_size)
+    return full[..., : blocks.shape[2] + window_size - 1]
 
 
 def frequency_impulse_response(magnitudes: jax.Array, window_size: int = 0) -> jax.Array:

@@ -28,6 +28,7 @@ from ddsp_jax.core.harmonic_sum import (
 from ddsp_jax.core.implementation import Implementation, current_implementation
 from ddsp_jax.core.phase import (
     TWO_POW_32,
+    FixedPoint,
     add_fixed,
     cumsum_fixed,
     fixed_to_cycles,
@@ -221,24 +222,82 @@ def _harmonic_oscillator(
     initial_phase: jax.Array,
     implementation: Implementation,
 ) -> tuple[jax.Array, jax.Array]:
-    f0 = f0_hz[..., 0]
+    audio, end, surrogate_end = harmonic_frames(
+        f0_hz[..., 0],
+        harmonic_amplitudes,
+        f0_hz[:, -1, 0],
+        harmonic_amplitudes[:, -1],
+        (to_fixed(initial_phase), initial_phase),
+        n_samples,
+        sample_rate,
+        amp_resample_method,
+        implementation,
+    )
+    return audio, straight_through(fixed_to_cycles(end), surrogate_end)
+
+
+def harmonic_frames(
+    f0: jax.Array,
+    harmonic_amplitudes: jax.Array,
+    f0_after: jax.Array,
+    amplitudes_after: jax.Array,
+    start: tuple[FixedPoint, jax.Array],
+    n_samples: int,
+    sample_rate: float,
+    amp_resample_method: ResampleMethod,
+    implementation: Implementation = "fast",
+    advance: jax.Array | None = None,
+) -> tuple[jax.Array, FixedPoint, jax.Array]:
+    """``harmonic_oscillator``'s synthesis of a run of frames, given the frame after them.
+
+    The samples of the last frame interpolate towards ``f0_after`` and ``amplitudes_after``
+    (``harmonic_oscillator`` holds the last frame: it passes the last frame itself). Phase is
+    the exact fixed-point accumulator in and out, so consecutive runs of frames, each given
+    the next run's first frame, join into exactly the phase of one run over all of them.
+
+    Args:
+        f0: Fundamental frequency ``[batch, n_frames]`` (Hz).
+        harmonic_amplitudes: ``[batch, n_frames, n_harmonics]``.
+        f0_after: The next frame's f0 ``[batch]`` (Hz).
+        amplitudes_after: The next frame's harmonic amplitudes ``[batch, n_harmonics]``.
+        start: ``(phase, surrogate)``: the fundamental's phase before the first sample, as
+            fixed point (``core.phase``) and as float32 cycles carrying the gradient.
+        n_samples: Samples of the run (frame ``j`` at sample ``j * n_samples / n_frames``).
+        sample_rate: Samples per second (Hz).
+        amp_resample_method: How amplitudes are interpolated (see ``resample``).
+        implementation: ``fast`` (``harmonic_sum``) or ``reference``.
+        advance: ``[batch, n_frames]`` booleans; a frame marked False does not advance the
+            phase (its samples are still rendered). Default: every frame advances.
+
+    Returns:
+        ``(audio [batch, n_samples], end, surrogate_end)``: the phase after the last sample
+        as fixed point ``[batch]`` and as its float32 surrogate.
+    """
     n_frames = f0.shape[1]
     n_harmonics = harmonic_amplitudes.shape[-1]
     plan = frame_phase_plan(n_frames, n_samples, sample_rate)
-    f0_next = jnp.concatenate([f0[:, 1:], f0[:, -1:]], axis=1)
+    f0_next = jnp.concatenate([f0[:, 1:], f0_after[:, None]], axis=1)
 
     # Phase at the start of every frame, exactly, and its differentiable surrogate.
-    increments = fixed_weighted_sum([(f0, plan.frame_this), (f0_next, plan.frame_next)])
-    surrogate_increments = f0 * plan.frame_this.astype(np.float32) + (
-        f0_next * plan.frame_next.astype(np.float32)
+    moving, moving_next = (
+        (f0, f0_next)
+        if advance is None
+        else (
+            jnp.where(advance, f0, 0.0),
+            jnp.where(advance, f0_next, 0.0),
+        )
     )
-    initial_fixed = to_fixed(initial_phase[:, None])
-    ends = add_fixed(cumsum_fixed(increments, axis=1), initial_fixed)
+    increments = fixed_weighted_sum([(moving, plan.frame_this), (moving_next, plan.frame_next)])
+    surrogate_increments = moving * plan.frame_this.astype(np.float32) + (
+        moving_next * plan.frame_next.astype(np.float32)
+    )
+    start_fixed = (start[0][0][:, None], start[0][1][:, None])
+    ends = add_fixed(cumsum_fixed(increments, axis=1), start_fixed)
     starts = tuple(
-        jnp.concatenate([start, end[:, :-1]], axis=1)
-        for start, end in zip(initial_fixed, ends, strict=True)
+        jnp.concatenate([first, end[:, :-1]], axis=1)
+        for first, end in zip(start_fixed, ends, strict=True)
     )
-    surrogate_ends = initial_phase[:, None] + jnp.cumsum(surrogate_increments, axis=1)
+    surrogate_ends = start[1][:, None] + jnp.cumsum(surrogate_increments, axis=1)
     surrogate_starts = surrogate_ends - surrogate_increments
 
     # Harmonic k's phase at frame starts: k × phase, exact modulo 1 in the high word.
@@ -258,21 +317,19 @@ def _harmonic_oscillator(
     frequency = this * (1.0 - plan.t) + after * plan.t  # Hz, [batch, n_frames, slots]
 
     # Amplitudes interpolated from frames: tap ``i`` weighs frame ``j + offsets[i]``'s
-    # amplitudes by ``tap_weights[i]`` within frame ``j``.
+    # amplitudes by ``tap_weights[i]`` within frame ``j``; index n_frames is the next frame.
     offsets, tap_weights = slot_taps(n_frames, n_samples, amp_resample_method)
+    extended = jnp.concatenate([harmonic_amplitudes, amplitudes_after[:, None]], axis=1)
     frames = np.arange(n_frames)
     tap_amplitudes = jnp.stack(
-        [harmonic_amplitudes[:, np.clip(frames + offset, 0, n_frames - 1)] for offset in offsets]
+        [extended[:, np.clip(frames + offset, 0, n_frames)] for offset in offsets]
     )
     sum_over_harmonics = harmonic_sum if implementation == "fast" else harmonic_sum_reference
     audio = sum_over_harmonics(
         start_cycles, within, frequency, tap_amplitudes, jnp.asarray(tap_weights), sample_rate / 2
     )
     audio = slots_to_samples(audio, plan)
-    final_phase = straight_through(
-        fixed_to_cycles((ends[0][:, -1], ends[1][:, -1])), surrogate_ends[:, -1]
-    )
-    return audio, final_phase
+    return audio, (ends[0][:, -1], ends[1][:, -1]), surrogate_ends[:, -1]
 
 
 def _harmonic_controls(

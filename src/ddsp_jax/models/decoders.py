@@ -166,9 +166,20 @@ class RnnFcDecoder(nnx.Module):
         )
 
     def decode(
-        self, conditioning: dict[str, jax.Array], rnn_state: jax.Array | None = None
+        self,
+        conditioning: dict[str, jax.Array],
+        rnn_state: jax.Array | None = None,
+        length: jax.Array | None = None,
     ) -> tuple[dict[str, jax.Array], jax.Array]:
         """Decode, returning the GRU's final state too (to continue a stream).
+
+        Args:
+            conditioning: The inputs named in ``input_keys``, each ``[batch, n_frames, size]``.
+            rnn_state: The GRU's state before the first frame ``[batch, rnn_channels]``
+                (default zeros).
+            length: Frames of real input (an int32 scalar, may be traced); the frames after
+                it are padding and the returned state is the one after ``length`` frames.
+                Default: all ``n_frames``.
 
         Returns:
             ``(controls, rnn_state [batch, rnn_channels])``.
@@ -190,9 +201,15 @@ class RnnFcDecoder(nnx.Module):
                 raise ValueError(f"{key} must have {size} features, got shape {x.shape}.")
             stacks.append(stack(x))
         inputs = jnp.concatenate(stacks, axis=-1)
-        rnn_out, rnn_state = self.rnn(inputs, rnn_state)
+        rnn_out, final_state = self.rnn(inputs, rnn_state)
+        if length is not None:  # The GRU's output at a frame is its state after it.
+            before = jnp.zeros_like(final_state) if rnn_state is None else rnn_state
+            last = jax.lax.dynamic_index_in_dim(
+                rnn_out, jnp.maximum(length - 1, 0), axis=1, keepdims=False
+            )
+            final_state = jnp.where(length > 0, last, before)
         hidden = self.output_stack(jnp.concatenate([inputs, rnn_out], axis=-1))
-        return {name: head(hidden) for name, head in self.heads.items()}, rnn_state
+        return {name: head(hidden) for name, head in self.heads.items()}, final_state
 
     def __call__(self, conditioning: dict[str, jax.Array]) -> dict[str, jax.Array]:
         """Raw controls, each ``[batch, n_frames, size]``."""

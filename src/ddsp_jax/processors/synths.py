@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 
 from ddsp_jax.core.filters import frequency_filter
+from ddsp_jax.core.noise import uniform_noise
 from ddsp_jax.core.oscillators import harmonic_synthesis, normalize_harmonics
 from ddsp_jax.core.resample import RESAMPLE_METHODS, ResampleMethod
 from ddsp_jax.core.validation import check_positive, check_positive_int, check_rank
@@ -141,7 +142,8 @@ class FilteredNoise(Processor):
         noise_magnitudes: Filter gains ``[batch, n_frames, n_bands]`` before ``initial_bias``
             and ``scale_fn``, bands evenly spaced from 0 Hz to Nyquist.
 
-    A new noise signal is drawn from ``key`` on every call.
+    The noise is ``core.noise.uniform_noise`` of ``key``: sample ``n`` of example ``b``
+    depends only on the key, ``b`` and ``n`` (a stream can draw it block by block).
 
     >>> synth = FilteredNoise(FilteredNoiseConfig(n_samples=640))
     >>> controls = synth.get_controls(jnp.zeros((1, 10, 65)))  # exp_sigmoid(0 − 5) each.
@@ -167,7 +169,5 @@ class FilteredNoise(Processor):
         n_bands]``: audio ``[batch, n_samples]``."""
         if key is None:
             raise ValueError("FilteredNoise draws random noise: pass a PRNG key (key=...).")
-        noise = jax.random.uniform(
-            key, (noise_magnitudes.shape[0], self.config.n_samples), jnp.float32, -1.0, 1.0
-        )
+        noise = uniform_noise(key, noise_magnitudes.shape[0], self.config.n_samples)
         return frequency_filter(noise, noise_magnitudes, window_size=self.config.window_size)

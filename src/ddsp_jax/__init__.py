@@ -9,6 +9,7 @@ Subpackages, from the bottom layer up (imports only go downward):
 - ``models``: the decoder, the autoencoder and saved model folders.
 - ``data``: reading audio, prepared datasets, procedural, SoundFont and NSynth notes.
 - ``inference``: resynthesis and timbre transfer with a saved model.
+- ``streaming``: a model or a processor graph rendered block by block, state carried.
 - ``training``: configs and presets, the train loop, checkpoints, evaluation, export.
 - ``benchmarks``: what ``ddsp bench`` measures.
 
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
         losses,
         models,
         processors,
+        streaming,
         training,
     )
 
@@ -57,6 +59,7 @@ SUBPACKAGES = (
     "models",
     "data",
     "inference",
+    "streaming",
     "training",
     "benchmarks",
 )
@@ -73,6 +76,7 @@ __all__ = [
     "losses",
     "models",
     "processors",
+    "streaming",
     "training",
 ]
 

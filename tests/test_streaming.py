@@ -10,12 +10,21 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from conftest import relative_error_db
+from conftest import relative_error_db, tone
+from crepe import needs_weights
 from ddsp_jax.core.filters import fft_convolve
+from ddsp_jax.core.spectral import compute_loudness
 from ddsp_jax.core.units import inverse_exp_sigmoid
+from ddsp_jax.features import compute_f0, note_frames
 from ddsp_jax.models import Autoencoder, SavedModel, render
 from ddsp_jax.processors.graph import ProcessorGraph, ProcessorGraphConfig
-from ddsp_jax.streaming import Stream, StreamingSynth, reverb_partitions
+from ddsp_jax.streaming import (
+    Stream,
+    StreamingSynth,
+    TransferStream,
+    _priming_frames,
+    reverb_partitions,
+)
 from ddsp_jax.training.config import model_config
 
 FRAME_RATE = 250
@@ -219,3 +228,34 @@ def test_bad_blocks_and_unstreamable_models_are_named():
     with pytest.raises(ValueError, match="44100 / frame_rate 250 is not whole"):
         config = ProcessorGraphConfig(sample_rate=44100, reverb="none")
         StreamingSynth(ProcessorGraph(config, rngs=nnx.Rngs(0)), FRAME_RATE, 320)
+
+
+@pytest.mark.parametrize("block_size", [64, 100, 320, 1000])
+def test_priming_frames_are_the_fewest_that_keep_the_synth_fed(block_size):
+    primed = _priming_frames(block_size, HOP, 512)
+    ready = lambda end: max(0, (end - 512) // HOP + 1)  # noqa: E731
+    due = lambda end: -(-end // HOP)  # noqa: E731
+    ends = [block * block_size for block in range(1, 400)]
+    assert all(primed + ready(end) >= due(end) for end in ends)
+    assert any(primed - 1 + ready(end) < due(end) for end in ends)
+
+
+@needs_weights
+def test_live_transfer_renders_the_offline_features_of_its_input():
+    saved = saved_model()
+    audio = np.concatenate([tone(220.0, 0.5, 16000), tone(330.0, 0.5, 16000)]).astype(np.float32)
+    live = TransferStream(saved, 320, pitch_shift=-12.0, loudness_shift=3.0)
+    out = np.concatenate([live.process(audio[i : i + 320]) for i in range(0, 16000, 320)])
+    f0, confidence = compute_f0(audio, 16000, capacity="tiny", viterbi=False)
+    loudness = np.asarray(compute_loudness(audio, 16000, 250, 512))
+    notes = note_frames(confidence, loudness, max_gap=1)
+    f0 = f0 / 2.0
+    loudness = np.maximum(np.where(notes, loudness + 3.0, loudness - 17.0), -80.0)
+    primed = live.priming_frames
+    frames = (len(out) - live.synth.latency) // HOP
+    f0_frames = np.concatenate([np.zeros(primed), f0])[:frames].astype(np.float32)
+    loudness_frames = np.concatenate([np.full(primed, -80.0), loudness])[:frames]
+    expected = offline(saved, f0_frames, loudness_frames.astype(np.float32))
+    latency = live.synth.latency
+    np.testing.assert_allclose(out[latency:], expected[: len(out) - latency], atol=2e-3)
+    assert live.latency == primed * HOP + latency

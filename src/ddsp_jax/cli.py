@@ -604,6 +604,130 @@ def _transfer(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     return _play(args)
 
 
+def _live_command(commands: Any) -> None:
+    """``ddsp live``: timbre transfer in real time."""
+    live = commands.add_parser(
+        "live", help="timbre transfer in real time: microphone or file to speakers or file"
+    )
+    live.add_argument("model", help="model folder (ddsp export), 16 kHz")
+    live.add_argument(
+        "--input", help="an audio file, or an input device (index or name); default: the default"
+    )
+    live.add_argument(
+        "--output", help="a .wav file, or an output device (index or name); default: the default"
+    )
+    live.add_argument(
+        "--block", type=int, default=320, help="samples per block at the model's rate (20 ms)"
+    )
+    live.add_argument("--rate", type=int, help="the devices' sample rate (default: theirs)")
+    live.add_argument("--pitch-shift", type=float, default=0.0, help="semitones")
+    live.add_argument("--loudness-shift", type=float, default=0.0, help="dB")
+    live.add_argument(
+        "--quiet", type=float, default=20.0, help="dB to lower frames that are not notes"
+    )
+    live.add_argument("--f0-model", choices=["tiny", "full"], default="tiny", help="CREPE size")
+    live.add_argument(
+        "--no-realtime",
+        action="store_true",
+        help="with --input FILE --output FILE: the same block path, as fast as it runs",
+    )
+    live.add_argument("--seconds", type=float, help="stop after this long (default: Ctrl-C)")
+    live.set_defaults(handler=_live)
+
+
+def _is_file(value: str | None, output: bool) -> bool:
+    """Whether a ``--input``/``--output`` value names a file rather than a device."""
+    if value is None:
+        return False
+    from ddsp_jax.data.audio import AUDIO_EXTENSIONS
+
+    return Path(value).suffix.lower() in AUDIO_EXTENSIONS or (not output and Path(value).exists())
+
+
+def _device(value: str | None) -> int | str | None:
+    return int(value) if value is not None and value.isdigit() else value
+
+
+def _live(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from ddsp_jax import live
+    from ddsp_jax.data.audio import UnusableInputError, load_audio
+    from ddsp_jax.features.torch_weights import WeightsError
+    from ddsp_jax.models.saved import ModelError, load_model
+    from ddsp_jax.streaming import HostRateStream, TransferStream
+
+    input_file, output_file = _is_file(args.input, False), _is_file(args.output, True)
+    if output_file and Path(args.output).suffix.lower() != ".wav":
+        parser.error(f"--output {args.output}: live writes WAV files; name it .wav.")
+    if args.no_realtime and not (input_file and output_file):
+        parser.error("--no-realtime needs --input FILE and --output FILE.")
+    if input_file and output_file and not args.no_realtime:
+        parser.error("--input FILE --output FILE has no audio clock: add --no-realtime.")
+    if args.block <= 0:
+        parser.error(f"--block must be a positive number of samples, got {args.block}.")
+    try:
+        saved = load_model(args.model)
+        audio, rate = None, args.rate
+        if input_file:
+            audio, details = load_audio(args.input, args.rate)
+            rate = args.rate or details["sample_rate"]
+        if rate is None:
+            import sounddevice as sd
+
+            device = _device(args.input) if args.input is not None else None
+            rate = int(sd.query_devices(device, "input")["default_samplerate"])
+        transfer = TransferStream(
+            saved, args.block, args.f0_model, args.pitch_shift, args.loudness_shift, args.quiet
+        )
+        host_block = round(args.block * rate / saved.sample_rate)
+        engine = live.LiveEngine(
+            HostRateStream(transfer, saved.sample_rate, rate, host_block), audio
+        )
+        engine.warm_up()
+        print(
+            f"ddsp live: {args.model} at {rate} Hz, blocks of {host_block} samples "
+            f"({1e3 * host_block / rate:.1f} ms); latency {engine.report().latency_ms:.1f} ms "
+            "(without the audio interface's)."
+        )
+        if args.no_realtime:
+            report = live.render_file(engine, Path(args.output))
+        else:
+            report = live.run(
+                engine,
+                live.sounddevice_stream,
+                None if input_file else _device(args.input),
+                None if output_file else _device(args.output),
+                Path(args.output) if output_file else None,
+                args.seconds,
+            )
+    except UnusableInputError as error:
+        print(f"ddsp live: error: {args.input}: {error}.", file=sys.stderr)
+        return 1
+    except OSError as error:  # sounddevice without PortAudio, or a device that fails.
+        print(
+            f"ddsp live: error: {error} (audio devices need the live extra, pip install "
+            "'ddsp-jax[live]', and the PortAudio library, Debian: libportaudio2).",
+            file=sys.stderr,
+        )
+        return 1
+    except ImportError:
+        print(
+            "ddsp live: error: audio devices need the live extra: pip install 'ddsp-jax[live]'.",
+            file=sys.stderr,
+        )
+        return 1
+    except (ModelError, ValueError, WeightsError) as error:
+        print(f"ddsp live: error: {error}", file=sys.stderr)
+        return 1
+    print(
+        f"{report.blocks} blocks, {report.late_blocks} late, {report.underflows} under/overflows;"
+        f" compute {report.compute_ms_median:.2f} ms median, {report.compute_ms_max:.2f} ms max"
+        f" per {1e3 * host_block / rate:.1f} ms block."
+    )
+    if output_file:
+        print(f"Wrote {Path(args.output).resolve()}")
+    return 0
+
+
 def _evaluate_command(commands: Any) -> None:
     """``ddsp eval``: held-out metrics of a model."""
     evaluate = commands.add_parser(
@@ -775,6 +899,7 @@ COMMANDS = (
     _resynth_command,
     _evaluate_command,
     _transfer_command,
+    _live_command,
     _bench_command,
 )
 

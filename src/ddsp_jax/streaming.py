@@ -37,6 +37,7 @@ it: nothing is compiled and no array is allocated on the host after the first bl
 
 import dataclasses
 import functools
+import math
 from typing import Any, ClassVar
 
 import jax
@@ -49,6 +50,9 @@ from ddsp_jax.core.implementation import Implementation, current_implementation
 from ddsp_jax.core.noise import NOISE_CHUNK, uniform_noise
 from ddsp_jax.core.oscillators import harmonic_frames
 from ddsp_jax.core.phase import FixedPoint
+from ddsp_jax.core.units import DB_RANGE
+from ddsp_jax.features.notes import note_frames
+from ddsp_jax.features.streaming import StreamingFeatures
 from ddsp_jax.models.autoencoder import preprocess
 from ddsp_jax.models.saved import SavedModel
 from ddsp_jax.processors.graph import ProcessorGraph
@@ -160,11 +164,10 @@ def reverb_partitions(impulse_response: jax.Array, hop: int) -> jax.Array:
     return jnp.concatenate([reverse, reverse])
 
 
-def initial_state(plan: StreamPlan, key: jax.Array) -> State:
+def initial_state(plan: StreamPlan) -> State:
     """The state of a stream before its first block (silence, phase 0)."""
     zeros = functools.partial(jnp.zeros, dtype=jnp.float32)
     state: State = {
-        "key": key,
         "started": jnp.array(False),
         "f0": zeros(()),
         "amplitudes": zeros((plan.n_harmonics,)),
@@ -213,6 +216,7 @@ def synthesize_frames(
     plan: StreamPlan,
     state: State,
     partitions: jax.Array | None,
+    key: jax.Array,
     f0_hz: jax.Array,
     amplitudes: jax.Array,
     noise_magnitudes: jax.Array,
@@ -225,6 +229,7 @@ def synthesize_frames(
         plan: The stream's sizes.
         state: The stream's state.
         partitions: ``reverb_partitions`` of the reverb's IR, or None without a reverb.
+        key: PRNG key of the noise stream.
         f0_hz: ``[n_slots]`` (Hz), the first ``n_frames`` real.
         amplitudes: Each harmonic's amplitude ``[n_slots, n_harmonics]``.
         noise_magnitudes: The noise filter's magnitudes ``[n_slots, n_bands]``.
@@ -261,9 +266,7 @@ def synthesize_frames(
 
     # Filtered noise: this block's frames filter this block's noise; the tail of the filter
     # carries into the next block.
-    noise = uniform_noise(
-        state["key"], 1, n_slots * hop, state["noise_chunk"], state["noise_offset"]
-    )
+    noise = uniform_noise(key, 1, n_slots * hop, state["noise_chunk"], state["noise_offset"])
     on = real if noise_on is None else real & noise_on
     magnitudes = jnp.where(on[:, None], noise_magnitudes, 0.0)
     filtered = filter_blocks(noise.reshape(1, n_slots, hop), magnitudes[None], plan.noise_window)
@@ -379,7 +382,7 @@ class _BlockStream:
         }
 
     def _initial_state(self) -> State:
-        return initial_state(self.plan, self._key)
+        return initial_state(self.plan)
 
     def _params(self) -> Any:
         """Arrays the compiled step reads besides the state (passed, not baked in)."""
@@ -411,7 +414,7 @@ class _BlockStream:
             noise_on = ~held
             n = n + hold
         made, state = synthesize_frames(
-            self.plan, state, self._partitions, f0_hz, amplitudes, noise, n, noise_on
+            self.plan, state, self._partitions, self._key, f0_hz, amplitudes, noise, n, noise_on
         )
         return made, state
 
@@ -564,7 +567,7 @@ class Stream(_BlockStream):
 
     def _initial_state(self) -> State:
         rnn = jnp.zeros((1, self.saved.config.decoder.rnn_channels), jnp.float32)
-        return {**initial_state(self.plan, self._key), "rnn": rnn}
+        return {**initial_state(self.plan), "rnn": rnn}
 
     def _params(self) -> Any:
         return self._decoder_leaves
@@ -577,3 +580,207 @@ class Stream(_BlockStream):
         features = preprocess(f0_hz[None], slots["loudness_db"][None, :, 0])
         raw, rnn = decoder.decode(features, state["rnn"], length=n)
         return f0_hz, {name: value[0] for name, value in raw.items()}, {**state, "rnn": rnn}
+
+
+def _priming_frames(block_size: int, hop: int, lookahead: int) -> int:
+    """Silent frames a frame queue starts with so that a synth taking ``frames_due`` frames per
+    block never waits for features that lag the block clock by ``lookahead`` samples."""
+    period = hop // math.gcd(block_size, hop)
+    shortfall = 0
+    for block in range(1, period + lookahead // block_size + 2 * period + 1):
+        end = block * block_size
+        ready = max(0, (end - lookahead) // hop + 1)
+        shortfall = max(shortfall, _frames_before(end, hop) - ready)
+    return shortfall
+
+
+class TransferStream:
+    """Timbre transfer in real time at the model's rate: audio blocks in, the model's audio
+    blocks out.
+
+    Each block of input audio goes through ``StreamingFeatures`` (CREPE f0 decoded frame by
+    frame, loudness), the frames are shifted as ``ddsp transfer`` does with fixed settings
+    (``pitch_shift`` semitones, ``loudness_shift`` dB, frames that are not notes lowered by
+    ``quiet_db``; ``features.note_frames`` without gap filling, which would look ahead) and
+    queued, and the model renders them with ``Stream``. The queue starts with
+    ``priming_frames`` silent frames so that the synth never waits for the features.
+
+    Args:
+        saved: The model; its sample rate must be 16 kHz (CREPE's).
+        block_size: Samples per block (the model's rate).
+        f0_model: ``"tiny"`` or ``"full"``.
+        pitch_shift: Semitones added to the f0.
+        loudness_shift: dB added to the loudness.
+        quiet_db: dB taken off frames that are not notes.
+        key: PRNG key (or seed) of the noise.
+    """
+
+    def __init__(
+        self,
+        saved: SavedModel,
+        block_size: int,
+        f0_model: str = "tiny",
+        pitch_shift: float = 0.0,
+        loudness_shift: float = 0.0,
+        quiet_db: float = 20.0,
+        key: jax.Array | int = 0,
+    ) -> None:
+        if saved.sample_rate != StreamingFeatures.sample_rate:
+            raise ValueError(
+                f"live transfer needs a {StreamingFeatures.sample_rate} Hz model (CREPE's "
+                f"rate); this one is {saved.sample_rate} Hz."
+            )
+        self.block_size = block_size
+        self.features = StreamingFeatures(block_size, saved.frame_rate, f0_model)
+        self.synth = Stream(saved, block_size, key)
+        self.pitch_shift, self.loudness_shift, self.quiet_db = pitch_shift, loudness_shift, quiet_db
+        hop = self.synth.plan.hop
+        self.priming_frames = _priming_frames(block_size, hop, self.features.latency)
+        self.latency = self.priming_frames * hop + self.synth.latency
+        capacity = self.priming_frames + 2 * self.synth.plan.max_frames
+        self._queue = {name: np.zeros(capacity, np.float32) for name in Stream.INPUTS}
+        self.reset()
+
+    def reset(self) -> None:
+        """Start again from silence."""
+        self.features.reset()
+        self.synth.reset()
+        self._queue["f0_hz"][:] = 0.0
+        self._queue["loudness_db"][:] = -DB_RANGE
+        self._queued = self.priming_frames
+
+    def _adjust(self, features: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        notes = note_frames(features["f0_confidence"], features["loudness_db"], max_gap=1)
+        f0_hz = features["f0_hz"] * np.float32(2.0 ** (self.pitch_shift / 12.0))
+        loudness = features["loudness_db"] + np.float32(self.loudness_shift)
+        loudness = np.where(notes, loudness, loudness - np.float32(self.quiet_db))
+        return f0_hz, np.maximum(loudness, -DB_RANGE)
+
+    def process(self, audio: np.ndarray) -> np.ndarray:
+        """The model's audio for the next block ``[block_size]`` of input ``[block_size]``,
+        delayed by ``latency`` samples and a block."""
+        f0_hz, loudness = self._adjust(self.features.process(audio))
+        n = len(f0_hz)
+        self._queue["f0_hz"][self._queued : self._queued + n] = f0_hz
+        self._queue["loudness_db"][self._queued : self._queued + n] = loudness
+        self._queued += n
+        due = self.synth.frames_due
+        out = self.synth.process(
+            f0_hz=self._queue["f0_hz"][:due], loudness_db=self._queue["loudness_db"][:due]
+        )
+        for values in self._queue.values():
+            values[: self._queued - due] = values[due : self._queued].copy()
+        self._queued -= due
+        return out
+
+
+class _Queue:
+    """A preallocated first-in first-out buffer of float32 samples."""
+
+    def __init__(self, capacity: int) -> None:
+        self._values = np.zeros(capacity, np.float32)
+        self.count = 0
+
+    def push(self, values: np.ndarray) -> None:
+        end = self.count + len(values)
+        if end > len(self._values):
+            raise RuntimeError(f"the buffer of {len(self._values)} samples overflowed.")
+        self._values[self.count : end] = values
+        self.count = end
+
+    def pop(self, n: int, out: np.ndarray) -> None:
+        """Move the first ``n`` samples into ``out`` (which must hold ``n``)."""
+        if n > self.count:
+            raise RuntimeError(f"the buffer holds {self.count} samples, not {n}.")
+        out[:n] = self._values[:n]
+        self._values[: self.count - n] = self._values[n : self.count]
+        self.count -= n
+
+
+class HostRateStream:
+    """A model-rate block processor run at a host's sample rate and block size.
+
+    Input is resampled to the model's rate and output back to the host's with soxr's
+    streaming resampler (``HQ``), and buffered: the model runs whenever a block of its input
+    is there, and the host's output starts ``prefill`` samples late so that it never waits.
+    ``prefill`` and the total ``latency`` are found once, at construction, by running the
+    same buffering on silence and on an impulse (soxr emits its output in bursts, so the
+    figures depend on both rates and both block sizes).
+
+    Args:
+        stream: The model-rate processor: ``process(block [block_size]) -> [block_size]``,
+            with ``block_size`` and ``latency`` (samples at ``model_rate``).
+        model_rate: The model's sample rate (Hz).
+        host_rate: The host's sample rate (Hz).
+        host_block: Samples per host block.
+    """
+
+    def __init__(self, stream: Any, model_rate: int, host_rate: int, host_block: int) -> None:
+        if host_block <= 0 or not isinstance(host_block, int):
+            raise ValueError(f"the host block must be a positive integer, got {host_block!r}.")
+        if host_rate <= 0:
+            raise ValueError(f"the host sample rate must be positive, got {host_rate!r}.")
+        self.stream = stream
+        self.model_rate, self.host_rate, self.host_block = model_rate, host_rate, host_block
+        self.resampled = host_rate != model_rate
+        self.prefill = self._simulate(lambda block: np.zeros_like(block))[1]
+        response = self._simulate(lambda block: block, impulse=True)[0]
+        path = self.prefill + int(np.argmax(np.abs(response)))
+        self.latency = path + round(stream.latency * host_rate / model_rate)
+        self._out_block = np.zeros(host_block, np.float32)
+        self._model_block = np.zeros(stream.block_size, np.float32)
+        self.reset()
+
+    def _resamplers(self) -> tuple[Any, Any]:
+        import soxr
+
+        return (
+            soxr.ResampleStream(self.host_rate, self.model_rate, 1, "float32", "HQ"),
+            soxr.ResampleStream(self.model_rate, self.host_rate, 1, "float32", "HQ"),
+        )
+
+    def _simulate(self, model: Any, impulse: bool = False) -> tuple[np.ndarray, int]:
+        """Run the buffering with ``model`` for two seconds of host blocks: ``(output,
+        the most the output queue was short)``; with ``impulse``, the input is one."""
+        resample_in, resample_out = self._resamplers() if self.resampled else (None, None)
+        block = self.stream.block_size
+        pending = np.zeros(0, np.float32)
+        made, outputs, shortfall = 0, [], 0
+        for index in range(2 * self.host_rate // self.host_block + 4):
+            audio = np.zeros(self.host_block, np.float32)
+            if impulse and index == 0:
+                audio[0] = 1.0
+            audio = resample_in.resample_chunk(audio) if resample_in else audio
+            pending = np.concatenate([pending, audio])
+            while len(pending) >= block:
+                out = model(pending[:block])
+                pending = pending[block:]
+                out = resample_out.resample_chunk(out) if resample_out else out
+                outputs.append(out)
+                made += len(out)
+            shortfall = max(shortfall, (index + 1) * self.host_block - made)
+        return np.concatenate(outputs) if outputs else np.zeros(0, np.float32), shortfall
+
+    def reset(self) -> None:
+        """Start again: empty buffers, the output ``prefill`` samples of silence ahead."""
+        self._resample_in, self._resample_out = (
+            self._resamplers() if self.resampled else (None, None)
+        )
+        capacity = 4 * (self.stream.block_size + self.host_block) + self.prefill + 1024
+        self._input = _Queue(capacity)
+        self._output = _Queue(capacity * max(1, -(-self.host_rate // self.model_rate)))
+        self._output.push(np.zeros(self.prefill, np.float32))
+
+    def process(self, audio: np.ndarray) -> np.ndarray:
+        """The next ``host_block`` samples of output (a buffer the next call reuses) for
+        ``host_block`` samples of input."""
+        if audio.shape != (self.host_block,):
+            raise ValueError(f"a block must be [{self.host_block}] samples, got {audio.shape}.")
+        self._input.push(self._resample_in.resample_chunk(audio) if self._resample_in else audio)
+        block = self.stream.block_size
+        while self._input.count >= block:
+            self._input.pop(block, self._model_block)
+            out = self.stream.process(self._model_block)
+            self._output.push(self._resample_out.resample_chunk(out) if self._resample_out else out)
+        self._output.pop(self.host_block, self._out_block)
+        return self._out_block

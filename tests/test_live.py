@@ -1,0 +1,156 @@
+"""ddsp live: the host-rate path, the callback driven by a stand-in stream, file to file."""
+
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from flax import nnx
+
+from conftest import tone
+from crepe import needs_weights
+from ddsp_jax import live
+from ddsp_jax.cli import main
+from ddsp_jax.models import Autoencoder, SavedModel, save_model
+from ddsp_jax.streaming import HostRateStream
+from ddsp_jax.training.config import model_config
+
+
+class Delay:
+    """A model-rate processor that returns its input ``latency`` samples late."""
+
+    def __init__(self, block_size: int, latency: int) -> None:
+        self.block_size, self.latency = block_size, latency
+        self._history = np.zeros(latency + block_size, np.float32)
+
+    def process(self, block: np.ndarray) -> np.ndarray:
+        self._history = np.concatenate([self._history[self.block_size :], block])
+        return self._history[: self.block_size].copy()
+
+    def reset(self) -> None:
+        self._history[:] = 0.0
+
+
+@pytest.mark.parametrize(("host_rate", "host_block"), [(16000, 320), (44100, 882), (48000, 960)])
+def test_host_rate_stream_delays_a_tone_by_its_stated_latency(host_rate, host_block):
+    stream = HostRateStream(Delay(320, 160), 16000, host_rate, host_block)
+    audio = tone(300.0, 1.0, host_rate).astype(np.float32)
+    out = np.concatenate(
+        [
+            stream.process(audio[i : i + host_block]).copy()
+            for i in range(0, len(audio) - host_block + 1, host_block)
+        ]
+    )
+    latency = stream.latency
+    assert latency >= 160 * host_rate // 16000
+    settled = slice(host_rate // 4, len(out) - latency)  # After the resamplers' start.
+    np.testing.assert_allclose(out[latency:][settled], audio[settled], atol=2e-3)
+
+
+def saved_model_folder(folder: Path) -> Path:
+    config = model_config(8, "ir", 700, 16, 1, 16, 6400)
+    model = Autoencoder(config, rngs=nnx.Rngs(3))
+    return save_model(SavedModel(model, 250, None, 0, folder), folder)
+
+
+class FakeStream:
+    """Stands in for a sounddevice stream: calls the callback block by block in a thread."""
+
+    def __init__(self, kind: str, blocks: int, audio: np.ndarray, **settings) -> None:
+        self.kind, self.settings, self.audio, self.blocks = kind, settings, audio, blocks
+        self.written: list[np.ndarray] = []
+
+    def __enter__(self) -> "FakeStream":
+        self.thread = threading.Thread(target=self._play)
+        self.thread.start()
+        return self
+
+    def _play(self) -> None:
+        block, callback = self.settings["blocksize"], self.settings["callback"]
+        for index in range(self.blocks):
+            indata = np.stack([self.audio[index * block : (index + 1) * block]] * 2, axis=1)
+            outdata = np.zeros((block, 2), np.float32)
+            if self.kind == "duplex":
+                callback(indata, outdata, block, None, None)
+                self.written.append(outdata.copy())
+            else:
+                callback(indata, block, None, None)
+
+    def __exit__(self, *exc) -> None:
+        self.thread.join()
+
+
+@needs_weights
+def test_the_callback_runs_the_host_rate_stream_on_each_block(tmp_path):
+    from ddsp_jax.models import load_model
+    from ddsp_jax.streaming import TransferStream
+
+    saved = load_model(saved_model_folder(tmp_path / "model"))
+    audio = tone(330.0, 1.0, 48000).astype(np.float32)
+    made = []
+
+    def factory(kind, **settings):
+        made.append(FakeStream(kind, 20, audio, **settings))
+        return made[-1]
+
+    def engine() -> live.LiveEngine:
+        stream = HostRateStream(TransferStream(saved, 320), 16000, 48000, 960)
+        result = live.LiveEngine(stream, output_channels=2)
+        result.warm_up()
+        return result
+
+    duplex = engine()
+    report = live.run(duplex, factory, 3, 4, None, seconds=5.0)
+    assert report.blocks == 20 and report.underflows == 0
+    assert made[0].settings["device"] == (3, 4) and made[0].settings["channels"] == (1, 2)
+    reference = engine()
+    expected = [reference.stream.process(audio[i * 960 : (i + 1) * 960]).copy() for i in range(20)]
+    for written, block in zip(made[0].written, expected, strict=True):
+        np.testing.assert_array_equal(written[:, 0], block)
+        np.testing.assert_array_equal(written[:, 1], block)
+    assert np.max(np.abs(np.concatenate(expected))) > 0.0
+
+    to_file = engine()
+    live.run(to_file, factory, 3, None, tmp_path / "out.wav", seconds=5.0)
+    written, rate = sf.read(tmp_path / "out.wav", dtype="float32")
+    assert rate == 48000
+    np.testing.assert_array_equal(written, np.concatenate(expected))
+
+
+@needs_weights
+def test_live_file_to_file_writes_the_input_length_and_reports(tmp_path, capsys):
+    model = saved_model_folder(tmp_path / "model")
+    sf.write(tmp_path / "in.wav", tone(262.0, 1.2, 44100), 44100)
+    out = tmp_path / "out.wav"
+    code = main(
+        [
+            "live",
+            str(model),
+            "--input",
+            str(tmp_path / "in.wav"),
+            "--output",
+            str(out),
+            "--no-realtime",
+        ]
+    )
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "at 44100 Hz, blocks of 882 samples (20.0 ms); latency" in printed
+    assert " late, 0 under/overflows; compute " in printed
+    written, rate = sf.read(out, dtype="float32")
+    assert rate == 44100 and len(written) == int(1.2 * 44100)
+    assert np.all(np.isfinite(written)) and np.max(np.abs(written)) > 0.0
+
+
+def test_live_refuses_settings_it_cannot_run(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["live", "model", "--input", "in.wav", "--output", "out.wav"])
+    assert "has no audio clock: add --no-realtime" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["live", "model", "--output", "out.flac"])
+    assert "live writes WAV files" in capsys.readouterr().err
+    sf.write(tmp_path / "in.wav", tone(262.0, 0.2, 16000), 16000)
+    args = ["live", str(tmp_path / "none"), "--input", str(tmp_path / "in.wav")]
+    assert main([*args, "--output", str(tmp_path / "o.wav"), "--no-realtime"]) == 1
+    assert "no such model folder" in capsys.readouterr().err

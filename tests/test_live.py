@@ -154,3 +154,22 @@ def test_live_refuses_settings_it_cannot_run(tmp_path, capsys):
     args = ["live", str(tmp_path / "none"), "--input", str(tmp_path / "in.wav")]
     assert main([*args, "--output", str(tmp_path / "o.wav"), "--no-realtime"]) == 1
     assert "no such model folder" in capsys.readouterr().err
+
+
+@needs_weights
+@pytest.mark.slow
+def test_bench_stream_records_every_configuration():
+    from ddsp_jax.benchmarks import stream
+
+    result = stream.run("quick", "tiny", blocks=20)
+    keys = {"engine", "sample_rate", "block_ms", "compute_ms_median", "compute_ms_p99"}
+    assert [(r["sample_rate"], r["block_ms"]) for r in result["records"]] == [
+        (16000, 20),
+        (16000, 10),
+        (48000, 20),
+        (48000, 10),
+    ]
+    for record in result["records"]:
+        assert keys <= set(record) and record["engine"] == "jax"
+        assert 0 < record["compute_ms_median"] <= record["compute_ms_p99"]
+        assert record["latency_ms"] > 0

@@ -792,6 +792,9 @@ def _print_table(result: dict) -> None:
     for name, value in result.items():
         if isinstance(value, dict):
             rows += [(f"{name}.{sub}", sub_value) for sub, sub_value in value.items()]
+        elif isinstance(value, list) and all(isinstance(item, dict) for item in value):
+            for index, item in enumerate(value):
+                rows += [(f"{name}[{index}].{sub}", sub_value) for sub, sub_value in item.items()]
         else:
             rows.append((name, value))
     width = max(len(name) for name, _ in rows)
@@ -809,7 +812,8 @@ def _bench_command(commands: Any) -> None:
         help="what to measure (matmuls: the decoder's matrix products alone at a train "
         "step's shapes, the ceiling of its roofline fraction; gru: its hand-written backward "
         "pass vs autodiff; f0: CREPE; transfer: how a model's output follows a sung melody's "
-        "pitch; all: synth, train, matmuls, loudness, f0 and gru in one run)",
+        "pitch; stream: live transfer's compute per block and latency; all: synth, train, "
+        "matmuls, loudness, f0 and gru in one run)",
     )
     bench.add_argument(
         "--impl",
@@ -820,7 +824,7 @@ def _bench_command(commands: Any) -> None:
         "covers both, so measure memory with one path)",
     )
     bench.add_argument(
-        "--f0-model", choices=["tiny", "full"], default="tiny", help="f0: CREPE size"
+        "--f0-model", choices=["tiny", "full"], default="tiny", help="f0, stream: CREPE size"
     )
     bench.add_argument(
         "--soundfont",
@@ -836,7 +840,12 @@ def _bench_command(commands: Any) -> None:
         default=1,
         help="train, matmuls: split each batch into this many micro-batches (gradients averaged)",
     )
-    bench.add_argument("--preset", choices=["quick", "nsynth", "solo"], default="nsynth")
+    bench.add_argument(
+        "--preset",
+        choices=["quick", "nsynth", "solo"],
+        default="nsynth",
+        help="train, matmuls, gru, stream: the model's sizes (stream: use solo, the reverb)",
+    )
     bench.add_argument(
         "--seconds",
         type=float,

@@ -20,11 +20,11 @@ class BenchOptions:
     Attributes:
         batch_size: Examples per call (synth, train, matmuls, loudness, gru).
         seconds: Audio per example (synth, loudness) or in all (f0).
-        repeats: Timed runs after warm-up.
+        repeats: Timed runs after warm-up (stream: 100 × repeats blocks per configuration).
         impl: ``fast``, ``reference`` or ``both`` code paths (synth, train).
-        preset: Training preset whose shapes to use (train, matmuls, gru).
+        preset: Training preset whose shapes to use (train, matmuls, gru, stream).
         micro_batches: Micro-batches per step (train, matmuls).
-        f0_model: CREPE size (f0, transfer).
+        f0_model: CREPE size (f0, transfer, stream).
         soundfont: Also score SoundFont notes: a path or ``"auto"`` (f0).
         model: Model or run folder (transfer).
     """
@@ -124,6 +124,16 @@ def _transfer(options: BenchOptions) -> dict[str, Any]:
         raise BenchmarkError(str(error)) from error
 
 
+def _stream(options: BenchOptions) -> dict[str, Any]:
+    from ddsp_jax.benchmarks import stream
+    from ddsp_jax.features.torch_weights import WeightsError
+
+    try:
+        return stream.run(options.preset, options.f0_model, blocks=100 * options.repeats)
+    except WeightsError as error:
+        raise BenchmarkError(str(error)) from error
+
+
 BENCHMARKS: dict[str, Callable[[BenchOptions], dict[str, Any]]] = {
     "synth": _synth,
     "train": _train,
@@ -132,6 +142,7 @@ BENCHMARKS: dict[str, Callable[[BenchOptions], dict[str, Any]]] = {
     "f0": _f0,
     "gru": _gru,
     "transfer": _transfer,
+    "stream": _stream,
 }
 ALL_BENCHMARKS = ("synth", "train", "matmuls", "loudness", "f0", "gru")  # ``ddsp bench all``.
 

@@ -1,5 +1,6 @@
 """Features computed from audio: CREPE f0 with confidence (weights read without torch),
-A-weighted loudness, note frames and a dataset's feature statistics."""
+A-weighted loudness, note frames and a dataset's feature statistics, and the same features of
+audio that arrives block by block (``StreamingFeatures``)."""
 
 from ddsp_jax.features.extract import FEATURE_NAMES, LOUDNESS_N_FFT, compute_features
 from ddsp_jax.features.f0 import Crepe, compute_f0, crepe_salience, load_crepe
@@ -12,6 +13,7 @@ from ddsp_jax.features.notes import (
     is_silent,
     note_frames,
 )
+from ddsp_jax.features.streaming import StreamingFeatures
 
 __all__ = [
     "CONFIDENT",
@@ -21,6 +23,7 @@ __all__ = [
     "NOTE_MIN_LOUDNESS_DB",
     "SILENCE_PEAK",
     "Crepe",
+    "StreamingFeatures",
     "compute_f0",
     "compute_features",
     "crepe_salience",

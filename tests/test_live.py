@@ -1,5 +1,7 @@
-"""ddsp live: the host-rate path, the callback driven by a stand-in stream, file to file."""
+"""ddsp live: the host-rate path, the callback driven by a stand-in stream, file to file;
+the streaming programs exported as StableHLO."""
 
+import json
 import threading
 from pathlib import Path
 
@@ -173,3 +175,43 @@ def test_bench_stream_records_every_configuration():
         assert keys <= set(record) and record["engine"] == "jax"
         assert 0 < record["compute_ms_median"] <= record["compute_ms_p99"]
         assert record["latency_ms"] > 0
+
+
+@needs_weights
+def test_exported_stablehlo_programs_stream_like_the_python_engine(tmp_path, capsys):
+    from ddsp_jax.deploy import ExportError, load_stablehlo
+    from ddsp_jax.features.streaming import StreamingFeatures
+    from ddsp_jax.models import load_model
+    from ddsp_jax.streaming import Stream
+
+    model = saved_model_folder(tmp_path / "model")
+    out = tmp_path / "exported"
+    assert main(["export", str(model), "--out", str(out), "--format", "stablehlo"]) == 0
+    assert "synth.stablehlo, features.stablehlo, initial_state.npz" in capsys.readouterr().out
+    metadata = json.loads((out / "metadata.json").read_text())
+    assert metadata["block_size"] == 320 and metadata["max_frames"] == 5
+    assert metadata["features"]["latency"] == 512
+
+    synth, features_program, state, _ = load_stablehlo(out)
+    saved = load_model(model)
+    stream, features = Stream(saved, 320), StreamingFeatures(320)
+    audio = tone(262.0, 0.5, 16000).astype(np.float32)
+    for block in range(20):
+        chunk = audio[block * 320 : (block + 1) * 320]
+        expected_features = features.process(chunk)
+        n = len(expected_features["f0_hz"])
+        f0 = np.zeros((5, 1), np.float32)
+        loudness = np.full((5, 1), -80.0, np.float32)
+        f0[:n, 0], loudness[:n, 0] = expected_features["f0_hz"], expected_features["loudness_db"]
+        due = stream.frames_due
+        expected = stream.process(f0_hz=f0[:due, 0], loudness_db=loudness[:due, 0])
+        got, state = synth.call(state, f0, loudness, np.int32(due))
+        np.testing.assert_allclose(np.asarray(got), expected, atol=1e-6)
+    exported = features_program.call(features._buffers[0])
+    direct = features._step(features._crepe[2], features._buffers[0])
+    for name in ("f0_hz", "f0_confidence", "loudness_db"):
+        np.testing.assert_allclose(np.asarray(exported[name]), np.asarray(direct[name]), rtol=1e-5)
+    metadata["block_size"] = 640  # Metadata that does not match its program is named.
+    (out / "metadata.json").write_text(json.dumps(metadata))
+    with pytest.raises(ExportError, match=r"synth.stablehlo: its inputs .* block of 640 samples"):
+        load_stablehlo(out)

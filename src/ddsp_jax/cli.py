@@ -440,20 +440,53 @@ def _render_soundfont(args: argparse.Namespace, parser: argparse.ArgumentParser)
 
 def _export_command(commands: Any) -> None:
     """``ddsp export``: a training run's model as a model folder."""
-    export = commands.add_parser("export", help="save a training run's model as a model folder")
-    export.add_argument("run", help="training run folder")
-    export.add_argument("--out", required=True, help="model folder to write")
+    export = commands.add_parser(
+        "export",
+        help="save a training run's model as a model folder, or a model's streaming programs",
+    )
+    export.add_argument("run", help="training run folder (stablehlo: or model folder)")
+    export.add_argument("--out", required=True, help="folder to write")
     export.add_argument("--step", type=int, help="checkpoint step (default: the latest)")
+    export.add_argument(
+        "--format",
+        choices=["model", "stablehlo"],
+        default="model",
+        help="model: a model folder; stablehlo: the streaming programs as serialized "
+        "StableHLO with metadata.json, for hosts outside Python (docs/deployment.md)",
+    )
+    export.add_argument(
+        "--block", type=int, default=320, help="stablehlo: samples per block (20 ms at 16 kHz)"
+    )
+    export.add_argument(
+        "--f0-model",
+        choices=["tiny", "full", "none"],
+        default="tiny",
+        help="stablehlo: the CREPE of the features program (none: leave it out)",
+    )
     export.set_defaults(handler=_export)
 
 
 def _export(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from ddsp_jax.features.torch_weights import WeightsError
     from ddsp_jax.models.saved import ModelError
-    from ddsp_jax.training.export import export_model
+    from ddsp_jax.training.export import export_model, load_model_or_run
 
     try:
+        if args.format == "stablehlo":
+            from ddsp_jax.deploy import export_stablehlo
+
+            saved = load_model_or_run(args.run)
+            f0_model = None if args.f0_model == "none" else args.f0_model
+            out = export_stablehlo(saved, args.out, args.block, f0_model)
+            files = "synth.stablehlo, " + ("features.stablehlo, " if f0_model else "")
+            print(
+                f"Exported the streaming programs of {Path(args.run).resolve()} for blocks of "
+                f"{args.block} samples to {out.resolve()} ({files}initial_state.npz, "
+                "metadata.json)."
+            )
+            return 0
         out = export_model(args.run, args.out, args.step)
-    except ModelError as error:
+    except (ModelError, ValueError, WeightsError) as error:
         print(f"ddsp export: error: {error}", file=sys.stderr)
         return 1
     print(

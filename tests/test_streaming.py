@@ -259,3 +259,21 @@ def test_live_transfer_renders_the_offline_features_of_its_input():
     latency = live.synth.latency
     np.testing.assert_allclose(out[latency:], expected[: len(out) - latency], atol=2e-3)
     assert live.latency == primed * HOP + latency
+
+
+@needs_weights
+def test_automatic_shifts_follow_the_notes_heard_so_far():
+    saved = saved_model()
+    saved.statistics = {"mean_pitch_midi": 48.0, "note_loudness_db_quantiles": [-50, -30, -10]}
+    live = TransferStream(saved, 320, pitch_shift="auto", loudness_shift="auto")
+    assert live.shifts() == (0.0, 0.0)  # Nothing heard yet.
+    audio = tone(440.0, 0.5, 16000).astype(np.float32)  # MIDI 69.
+    for start in range(0, 8000, 320):
+        live.process(audio[start : start + 320])
+    pitch_shift, loudness_shift = live.shifts()
+    assert pitch_shift == -24.0  # 69 - 24 = 45 is nearer 48 than 57.
+    loudness = np.asarray(compute_loudness(audio, 16000, 250, 512))[20:100]
+    assert abs(loudness_shift - (-30.0 - loudness.mean())) < 1.0
+    saved.statistics = None
+    with pytest.raises(ValueError, match="automatic pitch shift needs the model's training"):
+        TransferStream(saved, 320, pitch_shift="auto")

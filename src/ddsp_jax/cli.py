@@ -653,8 +653,19 @@ def _live_command(commands: Any) -> None:
         "--block", type=int, default=320, help="samples per block at the model's rate (20 ms)"
     )
     live.add_argument("--rate", type=int, help="the devices' sample rate (default: theirs)")
-    live.add_argument("--pitch-shift", type=float, default=0.0, help="semitones")
-    live.add_argument("--loudness-shift", type=float, default=0.0, help="dB")
+    live.add_argument(
+        "--pitch-shift",
+        type=_shift,
+        default=0.0,
+        help="semitones, or auto: whole octaves toward the training data's mean pitch, from "
+        "the notes heard so far",
+    )
+    live.add_argument(
+        "--loudness-shift",
+        type=_shift,
+        default=0.0,
+        help="dB, or auto: the notes heard so far moved to the training notes' median loudness",
+    )
     live.add_argument(
         "--quiet", type=float, default=20.0, help="dB to lower frames that are not notes"
     )

@@ -50,9 +50,10 @@ from ddsp_jax.core.implementation import Implementation, current_implementation
 from ddsp_jax.core.noise import NOISE_CHUNK, uniform_noise
 from ddsp_jax.core.oscillators import harmonic_frames
 from ddsp_jax.core.phase import FixedPoint
-from ddsp_jax.core.units import DB_RANGE
+from ddsp_jax.core.units import DB_RANGE, hz_to_midi
 from ddsp_jax.features.notes import note_frames
 from ddsp_jax.features.streaming import StreamingFeatures
+from ddsp_jax.inference import octave_shift
 from ddsp_jax.models.autoencoder import preprocess
 from ddsp_jax.models.saved import SavedModel
 from ddsp_jax.processors.graph import ProcessorGraph
@@ -599,18 +600,23 @@ class TransferStream:
     blocks out.
 
     Each block of input audio goes through ``StreamingFeatures`` (CREPE f0 decoded frame by
-    frame, loudness), the frames are shifted as ``ddsp transfer`` does with fixed settings
-    (``pitch_shift`` semitones, ``loudness_shift`` dB, frames that are not notes lowered by
-    ``quiet_db``; ``features.note_frames`` without gap filling, which would look ahead) and
-    queued, and the model renders them with ``Stream``. The queue starts with
-    ``priming_frames`` silent frames so that the synth never waits for the features.
+    frame, loudness), the frames are shifted as ``ddsp transfer`` does (``pitch_shift``
+    semitones, ``loudness_shift`` dB, frames that are not notes lowered by ``quiet_db``;
+    ``features.note_frames`` without gap filling, which would look ahead) and queued, and the
+    model renders them with ``Stream``. The queue starts with ``priming_frames`` silent
+    frames so that the synth never waits for the features.
+
+    ``"auto"`` shifts follow the note frames heard so far (a stream cannot look at the whole
+    input as ``ddsp transfer`` does): the pitch shift is the whole octaves that bring their
+    mean pitch closest to the training data's, the loudness shift the difference between the
+    training notes' median loudness and their mean; both are 0 until a note is heard.
 
     Args:
         saved: The model; its sample rate must be 16 kHz (CREPE's).
         block_size: Samples per block (the model's rate).
         f0_model: ``"tiny"`` or ``"full"``.
-        pitch_shift: Semitones added to the f0.
-        loudness_shift: dB added to the loudness.
+        pitch_shift: Semitones added to the f0, or ``"auto"``.
+        loudness_shift: dB added to the loudness, or ``"auto"``.
         quiet_db: dB taken off frames that are not notes.
         key: PRNG key (or seed) of the noise.
     """
@@ -620,11 +626,25 @@ class TransferStream:
         saved: SavedModel,
         block_size: int,
         f0_model: str = "tiny",
-        pitch_shift: float = 0.0,
-        loudness_shift: float = 0.0,
+        pitch_shift: float | str = 0.0,
+        loudness_shift: float | str = 0.0,
         quiet_db: float = 20.0,
         key: jax.Array | int = 0,
     ) -> None:
+        auto = [
+            name
+            for name, v in (("pitch", pitch_shift), ("loudness", loudness_shift))
+            if v == "auto"
+        ]
+        statistics = saved.statistics or {}
+        if auto and statistics.get("mean_pitch_midi") is None:
+            raise ValueError(
+                f"automatic {' and '.join(auto)} shift needs the model's training statistics, "
+                "and this model has none with pitched frames: give the shifts in semitones and dB."
+            )
+        if auto:
+            quantiles = statistics["note_loudness_db_quantiles"]
+            self._targets = (statistics["mean_pitch_midi"], quantiles[len(quantiles) // 2])
         if saved.sample_rate != StreamingFeatures.sample_rate:
             raise ValueError(
                 f"live transfer needs a {StreamingFeatures.sample_rate} Hz model (CREPE's "
@@ -648,11 +668,29 @@ class TransferStream:
         self._queue["f0_hz"][:] = 0.0
         self._queue["loudness_db"][:] = -DB_RANGE
         self._queued = self.priming_frames
+        self._notes = np.zeros(3)  # Note frames heard, and the sums of their pitch and loudness.
+
+    def shifts(
+        self, features: dict[str, np.ndarray] | None = None, notes: np.ndarray | None = None
+    ) -> tuple[float, float]:
+        """The pitch (semitones) and loudness (dB) shifts in force, after counting the note
+        frames of ``features`` for the ``"auto"`` ones."""
+        if features is not None and notes is not None and notes.any():
+            pitch = hz_to_midi(features["f0_hz"][notes].astype(np.float64))
+            self._notes += (notes.sum(), np.sum(pitch), np.sum(features["loudness_db"][notes]))
+        count, pitch_sum, loudness_sum = self._notes
+        pitch_shift, loudness_shift = self.pitch_shift, self.loudness_shift
+        if pitch_shift == "auto":
+            pitch_shift = octave_shift(pitch_sum / count, self._targets[0]) if count else 0.0
+        if loudness_shift == "auto":
+            loudness_shift = self._targets[1] - loudness_sum / count if count else 0.0
+        return float(pitch_shift), float(loudness_shift)
 
     def _adjust(self, features: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         notes = note_frames(features["f0_confidence"], features["loudness_db"], max_gap=1)
-        f0_hz = features["f0_hz"] * np.float32(2.0 ** (self.pitch_shift / 12.0))
-        loudness = features["loudness_db"] + np.float32(self.loudness_shift)
+        pitch_shift, loudness_shift = self.shifts(features, notes)
+        f0_hz = features["f0_hz"] * np.float32(2.0 ** (pitch_shift / 12.0))
+        loudness = features["loudness_db"] + np.float32(loudness_shift)
         loudness = np.where(notes, loudness, loudness - np.float32(self.quiet_db))
         return f0_hz, np.maximum(loudness, -DB_RANGE)
 

@@ -84,6 +84,7 @@ class FakeStream:
 
 
 @needs_weights
+@pytest.mark.slow
 def test_the_callback_runs_the_host_rate_stream_on_each_block(tmp_path):
     from ddsp_jax.models import load_model
     from ddsp_jax.streaming import TransferStream

@@ -157,6 +157,14 @@ def test_live_refuses_settings_it_cannot_run(tmp_path, capsys):
     args = ["live", str(tmp_path / "none"), "--input", str(tmp_path / "in.wav")]
     assert main([*args, "--output", str(tmp_path / "o.wav"), "--no-realtime"]) == 1
     assert "no such model folder" in capsys.readouterr().err
+    model = saved_model_folder(tmp_path / "model")
+    blocked = tmp_path / "blocked"
+    blocked.write_text("a file where a folder should be")
+    args = ["live", str(model), "--input", str(tmp_path / "in.wav"), "--no-realtime"]
+    assert main([*args, "--output", str(blocked / "out.wav")]) == 1
+    assert f"cannot write {blocked / 'out.wav'}" in capsys.readouterr().err
+    assert main(["export", str(model), "--format", "stablehlo", "--out", str(blocked)]) == 1
+    assert f"ddsp export: error: cannot write {blocked}" in capsys.readouterr().err
 
 
 @needs_weights

@@ -489,6 +489,9 @@ def _export(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     except (ModelError, ValueError, WeightsError) as error:
         print(f"ddsp export: error: {error}", file=sys.stderr)
         return 1
+    except OSError as error:
+        print(f"ddsp export: error: cannot write {args.out}: {error}", file=sys.stderr)
+        return 1
     print(
         f"Exported {Path(args.run).resolve()} to {out.resolve()} (model.json, params.msgpack, "
         "dataset.json)."
@@ -745,6 +748,9 @@ def _live(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             )
     except UnusableInputError as error:
         print(f"ddsp live: error: {args.input}: {error}.", file=sys.stderr)
+        return 1
+    except live.OutputError as error:
+        print(f"ddsp live: error: {error}", file=sys.stderr)
         return 1
     except OSError as error:  # sounddevice without PortAudio, or a device that fails.
         print(

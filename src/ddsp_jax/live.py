@@ -28,6 +28,10 @@ from ddsp_jax.streaming import HostRateStream
 StreamFactory = Callable[..., Any]
 
 
+class OutputError(OSError):
+    """An output file that cannot be written."""
+
+
 @dataclasses.dataclass
 class LiveReport:
     """What a live run did.
@@ -135,32 +139,40 @@ class LiveEngine:
         )
 
 
-def _write_blocks(path: Path, rate: int, blocks: queue.SimpleQueue) -> None:
-    """Write blocks from ``blocks`` until None arrives (the writer thread)."""
+def _open_output(path: Path, rate: int) -> Any:
+    """A mono float WAV open for writing under a temporary name beside ``path`` (opened before
+    the stream starts, so that an unwritable location fails at once)."""
     import soundfile as sf
 
-    temporary = path.with_name(f".{path.name}.partial")
-    with sf.SoundFile(temporary, "w", rate, 1, subtype="FLOAT", format="WAV") as out:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f".{path.name}.partial")
+        return sf.SoundFile(temporary, "w", rate, 1, subtype="FLOAT", format="WAV")
+    except (OSError, sf.LibsndfileError) as error:
+        raise OutputError(f"cannot write {path}: {error}") from error
+
+
+def _write_blocks(out: Any, path: Path, blocks: queue.SimpleQueue) -> None:
+    """Write blocks from ``blocks`` until None arrives, then rename the file into place
+    (the writer thread)."""
+    with out:
         while (block := blocks.get()) is not None:
             out.write(block)
-    temporary.replace(path)
+    Path(out.name).replace(path)
 
 
 def render_file(engine: LiveEngine, output: Path) -> LiveReport:
     """Run the engine over its whole input file as fast as it can and write ``output``
     aligned with the input (the latency removed, the input's length)."""
-    import soundfile as sf
-
     assert engine.input_audio is not None
     engine.sink = queue.SimpleQueue()
     while not engine.finished.is_set():
         engine.callback(None, None, engine.block, None, None)
     blocks = [engine.sink.get() for _ in range(engine.sink.qsize())]
     audio = np.concatenate(blocks)[engine.stream.latency :][: len(engine.input_audio)]
-    output.parent.mkdir(parents=True, exist_ok=True)
-    temporary = output.with_name(f".{output.name}.partial")
-    sf.write(temporary, audio, engine.stream.host_rate, subtype="FLOAT", format="WAV")
-    temporary.replace(output)
+    with _open_output(output, engine.stream.host_rate) as out:
+        out.write(audio)
+    Path(out.name).replace(output)
     return engine.report()
 
 
@@ -188,10 +200,9 @@ def run(
     """
     writer = None
     if output_file is not None:
+        out = _open_output(output_file, engine.stream.host_rate)
         engine.sink = queue.SimpleQueue()
-        writer = threading.Thread(
-            target=_write_blocks, args=(output_file, engine.stream.host_rate, engine.sink)
-        )
+        writer = threading.Thread(target=_write_blocks, args=(out, output_file, engine.sink))
         writer.start()
 
     def callback(*args: Any) -> None:

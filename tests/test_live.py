@@ -50,6 +50,21 @@ def test_host_rate_stream_delays_a_tone_by_its_stated_latency(host_rate, host_bl
     np.testing.assert_allclose(out[latency:][settled], audio[settled], atol=2e-3)
 
 
+def test_nan_from_the_input_device_counts_as_silence():
+    engine = live.LiveEngine(HostRateStream(Delay(320, 160), 16000, 48000, 960))
+    audio = tone(300.0, 0.5, 48000).astype(np.float32)
+    outputs = []
+    for index in range(25):
+        block = audio[index * 960 : (index + 1) * 960, None].copy()
+        if index == 3:
+            block[100:200] = np.nan
+        out = np.zeros((960, 1), np.float32)
+        engine.callback(block, out, 960, None, None)
+        outputs.append(out[:, 0])
+    assert np.all(np.isfinite(np.concatenate(outputs)))
+    assert np.max(np.abs(outputs[-1])) > 0.1  # Still sounding after the NaN.
+
+
 def saved_model_folder(folder: Path) -> Path:
     config = model_config(8, "ir", 700, 16, 1, 16, 6400)
     model = Autoencoder(config, rngs=nnx.Rngs(3))
@@ -217,7 +232,7 @@ def test_exported_stablehlo_programs_stream_like_the_python_engine(tmp_path, cap
         got, state = synth.call(state, f0, loudness, np.int32(due))
         np.testing.assert_allclose(np.asarray(got), expected, atol=1e-6)
     exported = features_program.call(features._buffers[0])
-    direct = features._step(features._crepe[2], features._buffers[0])
+    direct = features.frames_function()(features._buffers[0])
     for name in ("f0_hz", "f0_confidence", "loudness_db"):
         np.testing.assert_allclose(np.asarray(exported[name]), np.asarray(direct[name]), rtol=1e-5)
     metadata["block_size"] = 640  # Metadata that does not match its program is named.

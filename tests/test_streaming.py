@@ -22,7 +22,7 @@ from ddsp_jax.streaming import (
     Stream,
     StreamingSynth,
     TransferStream,
-    _priming_frames,
+    priming_frames,
     reverb_partitions,
 )
 from ddsp_jax.training.config import model_config
@@ -232,7 +232,7 @@ def test_bad_blocks_and_unstreamable_models_are_named():
 
 @pytest.mark.parametrize("block_size", [64, 100, 320, 1000])
 def test_priming_frames_are_the_fewest_that_keep_the_synth_fed(block_size):
-    primed = _priming_frames(block_size, HOP, 512)
+    primed = priming_frames(block_size, HOP, 512)
     ready = lambda end: max(0, (end - 512) // HOP + 1)  # noqa: E731
     due = lambda end: -(-end // HOP)  # noqa: E731
     ends = [block * block_size for block in range(1, 400)]

@@ -446,7 +446,7 @@ def _export_command(commands: Any) -> None:
     )
     export.add_argument("run", help="training run folder (stablehlo: or model folder)")
     export.add_argument("--out", required=True, help="folder to write")
-    export.add_argument("--step", type=int, help="checkpoint step (default: the latest)")
+    export.add_argument("--step", type=int, help="a run's checkpoint step (default: the latest)")
     export.add_argument(
         "--format",
         choices=["model", "stablehlo"],
@@ -469,13 +469,17 @@ def _export_command(commands: Any) -> None:
 def _export(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from ddsp_jax.features.torch_weights import WeightsError
     from ddsp_jax.models.saved import ModelError
-    from ddsp_jax.training.export import export_model, load_model_or_run
+    from ddsp_jax.training.export import export_model, load_model_or_run, model_of_run
 
     try:
         if args.format == "stablehlo":
             from ddsp_jax.deploy import export_stablehlo
 
-            saved = load_model_or_run(args.run)
+            saved = (
+                load_model_or_run(args.run)
+                if args.step is None
+                else model_of_run(args.run, args.step)
+            )
             f0_model = None if args.f0_model == "none" else args.f0_model
             out = export_stablehlo(saved, args.out, args.block, f0_model)
             files = "synth.stablehlo, " + ("features.stablehlo, " if f0_model else "")

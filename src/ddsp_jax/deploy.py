@@ -19,6 +19,7 @@ The parameters are constants of the programs. ``jax.export.deserialize`` loads t
 StableHLO runtime (XLA's PJRT, IREE) runs them. docs/deployment.md gives the host's loop.
 """
 
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -28,35 +29,27 @@ import jax.numpy as jnp
 import numpy as np
 
 from ddsp_jax.features.streaming import StreamingFeatures
+from ddsp_jax.files import write_atomically
 from ddsp_jax.models.saved import SavedModel
-from ddsp_jax.streaming import Stream, _priming_frames
+from ddsp_jax.streaming import Stream, priming_frames
 
 FORMAT = "ddsp-jax streaming StableHLO"
 VERSION = 1
 
 
-def _write(path: Path, data: bytes) -> None:
-    temporary = path.with_name(f".{path.name}.partial")
-    temporary.write_bytes(data)
-    temporary.replace(path)
-
-
 def synth_program(stream: Stream) -> tuple[jax.export.Exported, list[np.ndarray]]:
     """``stream``'s block step as an exported program, and its initial state's arrays."""
-    leaves, tree = jax.tree.flatten(stream._initial_state())
-    params = stream._params()
+    step, leaves = stream.block_function()
     frames = stream.plan.max_frames
 
-    def step(
+    def program(
         state: list[jax.Array], f0_hz: jax.Array, loudness_db: jax.Array, n_frames: jax.Array
     ) -> tuple[jax.Array, list[jax.Array]]:
-        slots = {"f0_hz": f0_hz, "loudness_db": loudness_db}
-        audio, new_state = stream._block(params, jax.tree.unflatten(tree, state), slots, n_frames)
-        return audio, jax.tree.leaves(new_state)
+        return step(state, {"f0_hz": f0_hz, "loudness_db": loudness_db}, n_frames)
 
     shapes = [jax.ShapeDtypeStruct(leaf.shape, leaf.dtype) for leaf in leaves]
     column = jax.ShapeDtypeStruct((frames, 1), jnp.float32)
-    exported = jax.export.export(jax.jit(step))(
+    exported = jax.export.export(jax.jit(program))(
         shapes, column, column, jax.ShapeDtypeStruct((), jnp.int32)
     )
     return exported, [np.asarray(leaf) for leaf in leaves]
@@ -64,9 +57,8 @@ def synth_program(stream: Stream) -> tuple[jax.export.Exported, list[np.ndarray]
 
 def features_program(features: StreamingFeatures) -> jax.export.Exported:
     """``features``' program (one block's frames) as an exported program."""
-    leaves = None if features._crepe is None else features._crepe[2]
-    buffer = jax.ShapeDtypeStruct((features._capacity,), jnp.float32)
-    return jax.export.export(jax.jit(lambda audio: features._frames(leaves, audio)))(buffer)
+    buffer = jax.ShapeDtypeStruct((features.buffer_size,), jnp.float32)
+    return jax.export.export(jax.jit(features.frames_function()))(buffer)
 
 
 def export_stablehlo(
@@ -79,10 +71,10 @@ def export_stablehlo(
     stream = Stream(saved, block_size)
     plan = stream.plan
     synth, state = synth_program(stream)
-    _write(out / "synth.stablehlo", bytes(synth.serialize()))
-    with open(out / ".initial_state.npz.partial", "wb") as file:
-        np.savez(file, **{f"state_{i}": leaf for i, leaf in enumerate(state)})
-    (out / ".initial_state.npz.partial").replace(out / "initial_state.npz")
+    write_atomically(out / "synth.stablehlo", bytes(synth.serialize()))
+    arrays = io.BytesIO()
+    np.savez(arrays, **{f"state_{i}": leaf for i, leaf in enumerate(state)})
+    write_atomically(out / "initial_state.npz", arrays.getvalue())
     metadata: dict[str, Any] = {
         "format": FORMAT,
         "version": VERSION,
@@ -106,14 +98,14 @@ def export_stablehlo(
                 f"{saved.sample_rate} Hz (export with f0_model=None)."
             )
         features = StreamingFeatures(block_size, saved.frame_rate, f0_model)
-        _write(out / "features.stablehlo", bytes(features_program(features).serialize()))
+        write_atomically(out / "features.stablehlo", bytes(features_program(features).serialize()))
         metadata["features"] = {
             "f0_model": f0_model,
             "latency": features.latency,
-            "buffer_size": features._capacity,
-            "priming_frames": _priming_frames(block_size, plan.hop, features.latency),
+            "buffer_size": features.buffer_size,
+            "priming_frames": priming_frames(block_size, plan.hop, features.latency),
         }
-    _write(out / "metadata.json", (json.dumps(metadata, indent=1) + "\n").encode())
+    write_atomically(out / "metadata.json", (json.dumps(metadata, indent=1) + "\n").encode())
     return out
 
 

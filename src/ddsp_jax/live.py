@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from ddsp_jax.files import temporary_path
 from ddsp_jax.streaming import HostRateStream
 
 StreamFactory = Callable[..., Any]
@@ -91,6 +92,8 @@ class LiveEngine:
     def _next_input(self, indata: np.ndarray | None) -> None:
         if self.input_audio is None:
             np.mean(indata, axis=1, out=self._mono)
+            # A NaN would stay in the resampler's filter memory: NaN and inf samples count as 0.
+            np.nan_to_num(self._mono, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
             return
         chunk = self.input_audio[self._position : self._position + self.block]
         self._mono[: len(chunk)] = chunk
@@ -146,8 +149,7 @@ def _open_output(path: Path, rate: int) -> Any:
 
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f".{path.name}.partial")
-        return sf.SoundFile(temporary, "w", rate, 1, subtype="FLOAT", format="WAV")
+        return sf.SoundFile(temporary_path(path), "w", rate, 1, subtype="FLOAT", format="WAV")
     except (OSError, sf.LibsndfileError) as error:
         raise OutputError(f"cannot write {path}: {error}") from error
 

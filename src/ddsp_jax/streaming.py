@@ -432,6 +432,22 @@ class _BlockStream:
         made, state = self._synthesize(params, state, slots, n, hold)
         return take_output(self.plan, state, made, (n + hold) * self.plan.hop, n_out)[0]
 
+    def block_function(self) -> tuple[Any, list[jax.Array]]:
+        """The block step as a pure function of explicit state, for export:
+        ``(step, initial_state)`` with ``step(state, slots, n_frames) -> (audio, state)``,
+        the state a flat list of arrays, ``slots`` one ``[max_frames, size]`` array per input
+        (the block's frames first) and the parameters constants of the function."""
+        leaves, tree = jax.tree.flatten(self._initial_state())
+        params = self._params()
+
+        def step(
+            state: list[jax.Array], slots: dict[str, jax.Array], n_frames: jax.Array
+        ) -> tuple[jax.Array, list[jax.Array]]:
+            audio, new_state = self._block(params, jax.tree.unflatten(tree, state), slots, n_frames)
+            return audio, jax.tree.leaves(new_state)
+
+        return step, leaves
+
     def _fill(self, values: dict[str, Any], n: int) -> bool:
         """Copy ``n`` frames of each input into its slots; False when a value is not finite
         (then every input's frames are replaced by silent ones)."""
@@ -583,7 +599,7 @@ class Stream(_BlockStream):
         return f0_hz, {name: value[0] for name, value in raw.items()}, {**state, "rnn": rnn}
 
 
-def _priming_frames(block_size: int, hop: int, lookahead: int) -> int:
+def priming_frames(block_size: int, hop: int, lookahead: int) -> int:
     """Silent frames a frame queue starts with so that a synth taking ``frames_due`` frames per
     block never waits for features that lag the block clock by ``lookahead`` samples."""
     period = hop // math.gcd(block_size, hop)
@@ -655,7 +671,7 @@ class TransferStream:
         self.synth = Stream(saved, block_size, key)
         self.pitch_shift, self.loudness_shift, self.quiet_db = pitch_shift, loudness_shift, quiet_db
         hop = self.synth.plan.hop
-        self.priming_frames = _priming_frames(block_size, hop, self.features.latency)
+        self.priming_frames = priming_frames(block_size, hop, self.features.latency)
         self.latency = self.priming_frames * hop + self.synth.latency
         capacity = self.priming_frames + 2 * self.synth.plan.max_frames
         self._queue = {name: np.zeros(capacity, np.float32) for name in Stream.INPUTS}

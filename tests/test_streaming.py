@@ -178,18 +178,23 @@ def test_no_compilation_and_no_host_arrays_after_the_first_block():
 
     jax.monitoring.register_event_duration_secs_listener(listen)
     tracemalloc.start()
+    growths, peaks = [], []
     try:
-        play(100)  # jax's dispatch caches settle (jax 0.11 keeps ~2 KB more after ~100 calls).
-        before, _ = tracemalloc.get_traced_memory()
-        tracemalloc.reset_peak()
-        play(100)
-        after, peak = tracemalloc.get_traced_memory()
+        for _ in range(3):
+            before, _ = tracemalloc.get_traced_memory()
+            tracemalloc.reset_peak()
+            play(100)
+            after, peak = tracemalloc.get_traced_memory()
+            growths.append(after - before)
+            peaks.append(peak - before)
     finally:
         tracemalloc.stop()
         jax.monitoring.unregister_event_duration_listener(listen)
     assert compiles == []
-    assert after - before < 1000  # Nothing kept per block.
-    assert peak - before < block * 4  # Less than one block of float32 made on the host.
+    # Nothing kept per block: a leak of 10 bytes per block would grow every window of 100 blocks by
+    # 1 KB, while jax's dispatch caches settle once in a while (about 1-2 KB in one window).
+    assert min(growths) < 1000, growths
+    assert max(peaks) < block * 4, peaks  # Less than one block of float32 made on the host.
 
 
 def test_a_nan_block_is_silent_and_the_stream_recovers():

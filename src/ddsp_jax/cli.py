@@ -444,15 +444,16 @@ def _export_command(commands: Any) -> None:
         "export",
         help="save a training run's model as a model folder, or a model's streaming programs",
     )
-    export.add_argument("run", help="training run folder (stablehlo: or model folder)")
+    export.add_argument("run", help="training run folder (onnx, stablehlo: or model folder)")
     export.add_argument("--out", required=True, help="folder to write")
     export.add_argument("--step", type=int, help="a run's checkpoint step (default: the latest)")
     export.add_argument(
         "--format",
-        choices=["model", "stablehlo"],
+        choices=["model", "onnx", "stablehlo"],
         default="model",
-        help="model: a model folder; stablehlo: the streaming programs as serialized "
-        "StableHLO with metadata.json, for hosts outside Python (docs/deployment.md)",
+        help="model: a model folder; onnx: the streaming synthesis and features as ONNX "
+        "graphs; stablehlo: the streaming programs as serialized StableHLO; each with "
+        "metadata.json, for hosts outside Python (docs/deployment.md)",
     )
     export.add_argument(
         "--block", type=int, default=320, help="stablehlo: samples per block (20 ms at 16 kHz)"
@@ -461,7 +462,7 @@ def _export_command(commands: Any) -> None:
         "--f0-model",
         choices=["tiny", "full", "none"],
         default="tiny",
-        help="stablehlo: the CREPE of the features program (none: leave it out)",
+        help="onnx, stablehlo: the CREPE of the features (none: loudness only)",
     )
     export.set_defaults(handler=_export)
 
@@ -472,15 +473,33 @@ def _export(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from ddsp_jax.training.export import export_model, load_model_or_run, model_of_run
 
     try:
-        if args.format == "stablehlo":
-            from ddsp_jax.deploy import export_stablehlo
-
+        saved = None
+        if args.format != "model":
             saved = (
                 load_model_or_run(args.run)
                 if args.step is None
                 else model_of_run(args.run, args.step)
             )
-            f0_model = None if args.f0_model == "none" else args.f0_model
+        f0_model = None if args.f0_model == "none" else args.f0_model
+        if args.format == "onnx":
+            try:
+                from ddsp_jax.deploy.onnx_export import export_onnx
+            except ModuleNotFoundError as error:
+                print(
+                    f"ddsp export: error: --format onnx needs the {error.name} package: "
+                    "pip install 'ddsp-jax[onnx]'.",
+                    file=sys.stderr,
+                )
+                return 1
+            out = export_onnx(saved, args.out, f0_model)
+            print(
+                f"Exported the streaming graphs of {Path(args.run).resolve()} (one frame per "
+                f"call) to {out.resolve()} (synth.onnx, features.onnx, metadata.json)."
+            )
+            return 0
+        if args.format == "stablehlo":
+            from ddsp_jax.deploy import export_stablehlo
+
             out = export_stablehlo(saved, args.out, args.block, f0_model)
             files = "synth.stablehlo, " + ("features.stablehlo, " if f0_model else "")
             print(

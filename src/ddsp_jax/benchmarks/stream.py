@@ -1,5 +1,6 @@
 """Streaming benchmark: the compute per block of live timbre transfer, and its latency."""
 
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -27,14 +28,45 @@ def _sung(seconds: float, sample_rate: int) -> np.ndarray:
     return (0.2 * voice + breath).astype(np.float32)
 
 
+def _engines(saved: SavedModel, f0_model: str, folder: Path) -> dict[str, Any]:
+    """``engine name -> make(block_size)`` of a model-rate transfer stream: ``jax``
+    (``TransferStream``) and, with the ``onnx`` extra, ``onnx`` (``OnnxStream`` of the
+    model exported to ``folder``)."""
+    engines: dict[str, Any] = {"jax": lambda block: TransferStream(saved, block, f0_model)}
+    try:
+        from ddsp_jax.deploy.onnx_export import OnnxStream, export_onnx
+    except ModuleNotFoundError:
+        return engines
+    export_onnx(saved, folder, f0_model)
+    engines["onnx"] = lambda block: OnnxStream(folder, block)
+    return engines
+
+
+def _time_blocks(stream: HostRateStream, audio: np.ndarray, blocks: int) -> np.ndarray:
+    """Seconds of ``stream.process`` for each of ``blocks`` host blocks of ``audio``, after
+    20 blocks that compile and settle."""
+    host_block = stream.host_block
+    for index in range(20):
+        stream.process(audio[index * host_block : (index + 1) * host_block])
+    times = np.zeros(blocks)
+    for index in range(blocks):
+        chunk = audio[index * host_block : (index + 1) * host_block]
+        start = time.perf_counter()
+        stream.process(chunk)
+        times[index] = time.perf_counter() - start
+    return times
+
+
 def run(preset: str = "solo", f0_model: str = "tiny", blocks: int = 1000) -> dict[str, Any]:
-    """Time ``TransferStream`` at the host's rate (``HostRateStream``) block by block: audio
-    in (features by CREPE ``f0_model``), the model's audio out, for 20 and 10 ms blocks at 16
-    and 48 kHz, with the decoder and synth of ``preset`` (random parameters: the compute does
-    not depend on them).
+    """Time live timbre transfer at the host's rate (``HostRateStream``) block by block:
+    audio in (features by CREPE ``f0_model``), the model's audio out, for 20 and 10 ms blocks
+    at 16 and 48 kHz, with the decoder and synth of ``preset`` (random parameters: the
+    compute does not depend on them), in the Python engine (``TransferStream``) and, with
+    the ``onnx`` extra, the exported graphs in onnxruntime (``OnnxStream``, a thread per
+    core).
 
     Returns:
-        ``records``: one per configuration with ``engine`` (``jax``), ``sample_rate``,
+        ``records``: one per configuration with ``engine`` (``jax`` or ``onnx``), ``sample_rate``,
         ``block_ms``, ``compute_ms_median``, ``compute_ms_mean``, ``compute_ms_p99``,
         ``latency_ms`` (input to output, without the audio interface) and
         ``real_time_factor`` (block length over the mean compute: at 48 kHz soxr's stream
@@ -47,35 +79,29 @@ def run(preset: str = "solo", f0_model: str = "tiny", blocks: int = 1000) -> dic
     model = Autoencoder(config.model, rngs=nnx.Rngs(0))
     saved = SavedModel(model, config.frame_rate, None, 0, Path("."))
     records = []
-    for host_rate in HOST_RATES:
-        audio = _sung(blocks * max(BLOCK_MS) / 1000 + 1.0, host_rate)
-        for block_ms in BLOCK_MS:
-            block = SAMPLE_RATE * block_ms // 1000
-            host_block = host_rate * block_ms // 1000
-            stream = HostRateStream(
-                TransferStream(saved, block, f0_model), SAMPLE_RATE, host_rate, host_block
-            )
-            for index in range(20):  # Compile and settle.
-                stream.process(audio[index * host_block : (index + 1) * host_block])
-            times = np.zeros(blocks)
-            for index in range(blocks):
-                chunk = audio[index * host_block : (index + 1) * host_block]
-                start = time.perf_counter()
-                stream.process(chunk)
-                times[index] = time.perf_counter() - start
-            median = float(np.median(times)) * 1e3
-            records.append(
-                {
-                    "engine": "jax",
-                    "sample_rate": host_rate,
-                    "block_ms": block_ms,
-                    "compute_ms_median": median,
-                    "compute_ms_mean": float(np.mean(times)) * 1e3,
-                    "compute_ms_p99": float(np.percentile(times, 99)) * 1e3,
-                    "latency_ms": 1e3 * stream.latency / host_rate,
-                    "real_time_factor": block_ms / (float(np.mean(times)) * 1e3),
-                }
-            )
+    with tempfile.TemporaryDirectory() as folder:
+        for engine, make in _engines(saved, f0_model, Path(folder)).items():
+            for host_rate in HOST_RATES:
+                for block_ms in BLOCK_MS:
+                    block = SAMPLE_RATE * block_ms // 1000
+                    host_block = host_rate * block_ms // 1000
+                    stream = HostRateStream(make(block), SAMPLE_RATE, host_rate, host_block)
+                    times = _time_blocks(
+                        stream, _sung(blocks * block_ms / 1000 + 1.0, host_rate), blocks
+                    )
+                    mean = float(np.mean(times)) * 1e3
+                    records.append(
+                        {
+                            "engine": engine,
+                            "sample_rate": host_rate,
+                            "block_ms": block_ms,
+                            "compute_ms_median": float(np.median(times)) * 1e3,
+                            "compute_ms_mean": mean,
+                            "compute_ms_p99": float(np.percentile(times, 99)) * 1e3,
+                            "latency_ms": 1e3 * stream.latency / host_rate,
+                            "real_time_factor": block_ms / mean,
+                        }
+                    )
     return {
         "benchmark": "stream",
         "preset": preset,

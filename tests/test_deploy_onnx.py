@@ -1,0 +1,159 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+import soundfile
+
+from ddsp_jax.cli import main
+from ddsp_jax.core.noise import NOISE_CHUNK, uniform_noise
+from ddsp_jax.deploy import ExportError
+from ddsp_jax.deploy.onnx_export import OnnxStream, export_onnx, load_onnx, synth_graph
+from ddsp_jax.models.saved import save_model
+from ddsp_jax.streaming import Stream, TransferStream
+from test_streaming import melody, saved_model
+
+ort = pytest.importorskip("onnxruntime")
+
+
+def stream_noise(start: int, count: int) -> np.ndarray:
+    """The Python engine's noise (key 0) for samples ``[start, start + count)``."""
+    return np.asarray(
+        uniform_noise(jax.random.key(0), 1, count, start // NOISE_CHUNK, start % NOISE_CHUNK)
+    )[0]
+
+
+@pytest.mark.parametrize("reverb", ["ir", "none"])
+def test_the_onnx_block_step_renders_what_the_python_stream_renders(reverb):
+    saved = saved_model(reverb)
+    model, states, plan = synth_graph(saved)
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    f0, loudness = melody(100)
+    f0[42] = np.nan  # A block with a value that is not finite is silent; the stream goes on.
+    state = {s.name: s.initial.copy() for s in states}
+    python = Stream(saved, plan.hop)
+    hop, start = plan.hop, 0
+    for count in [1, 5, 3, 2, 1, 7, 5, 5, 4, 1, 2] * 2:  # Blocks of any number of frames.
+        frames = slice(start, start + count)
+        audio, *next_state = session.run(
+            None,
+            {
+                **state,
+                "f0_hz": f0[frames],
+                "loudness_db": loudness[frames],
+                "noise": stream_noise(start * hop, count * hop),
+            },
+        )
+        state = dict(zip(state, next_state, strict=True))
+        # All frames of a block with a bad value become silent frames: as many bad frames.
+        bad = np.where(np.isfinite(f0[frames]).all(), f0[frames], np.nan)
+        expected = np.concatenate(
+            [
+                python.process(
+                    f0_hz=bad[j : j + 1], loudness_db=loudness[start + j : start + j + 1]
+                )
+                for j in range(count)
+            ]
+        )
+        assert np.max(np.abs(audio - expected)) < 1e-5 * 2.0, start  # Peaks are about 2.
+        if start <= 42 < start + count:
+            assert not audio.any()
+        start += count
+    assert start == 72
+    assert np.max(np.abs(audio)) > 0.05
+
+
+def test_onnx_transfer_streams_like_the_python_transfer_stream(tmp_path):
+    saved = saved_model()
+    export_onnx(saved, tmp_path / "onnx", "tiny")
+    block = 320
+    onnx_stream = OnnxStream(tmp_path / "onnx", block, 3.0, -6.0, noise=stream_noise)
+    python = TransferStream(saved, block, "tiny", 3.0, -6.0, quiet_db=0.0)
+    assert onnx_stream.latency == python.latency
+    t = np.arange(16000) / 16000
+    voice = (0.3 * np.sin(2 * np.pi * 220 * t * (1 + 0.02 * np.sin(2 * np.pi * 3 * t)))).astype(
+        np.float32
+    )
+    outputs = [
+        (onnx_stream.process(voice[i : i + block]), python.process(voice[i : i + block]))
+        for i in range(0, len(voice), block)
+    ]
+    got, expected = (np.concatenate(side) for side in zip(*outputs, strict=True))
+    peak = np.max(np.abs(expected))
+    assert peak > 0.05
+    # CREPE's f0 differs by float32 rounding (~1e-5 relative), which the phase integrates:
+    # the difference grows with time, about 5e-4 of the peak after a second.
+    error = np.abs(got - expected)
+    assert np.max(error) < 2e-3 * peak
+
+
+def test_the_onnx_features_are_the_streaming_features(tmp_path):
+    import onnx
+
+    from ddsp_jax.deploy.onnx_export import features_graph
+    from ddsp_jax.features.streaming import StreamingFeatures
+
+    t = np.arange(16000) / 16000
+    rng = np.random.default_rng(0)
+    audio = 0.3 * np.sin(2 * np.pi * (220 + 30 * np.sin(2 * np.pi * t)) * t) * (1 + 0.5 * t)
+    audio = (audio + 0.01 * rng.normal(size=t.size)).astype(np.float32)
+    graph = features_graph("tiny", 512)
+    onnx.checker.check_model(graph)
+    session = ort.InferenceSession(graph.SerializeToString(), providers=["CPUExecutionProvider"])
+    streaming = StreamingFeatures(320, 250, "tiny")
+    blocks = [streaming.process(audio[i : i + 320]) for i in range(0, len(audio), 320)]
+    expected = {name: np.concatenate([b[name] for b in blocks]) for name in blocks[0]}
+    padded = np.concatenate([np.zeros(512, np.float32), audio])
+    windows = np.lib.stride_tricks.sliding_window_view(padded, 1024)[::64]
+    found = np.stack(session.run(None, {"audio": windows[: len(expected["f0_hz"])]}), axis=1)
+    cents = 1200 * np.abs(np.log2(found[:, 1] / expected["f0_hz"]))
+    assert cents.max() < 0.1
+    assert np.abs(found[:, 0] - expected["loudness_db"]).max() < 1e-3
+    assert np.abs(found[:, 2] - expected["f0_confidence"]).max() < 1e-5
+
+
+def test_an_onnx_folder_that_does_not_match_its_metadata_is_refused(tmp_path):
+    out = export_onnx(saved_model(), tmp_path / "onnx", None)
+    _, features, metadata = load_onnx(out)
+    assert metadata["features"]["outputs"] == ["loudness_db"]
+    assert [i.name for i in features.get_inputs()] == ["audio"]
+    (out / "metadata.json").write_text(json.dumps({**metadata, "hop": 128}))
+    with pytest.raises(ExportError, match=r"synth.onnx: made for hop 64; metadata.json says 128"):
+        load_onnx(out)
+    metadata["synth"]["state"][0]["shape"] = [1, 7]
+    (out / "metadata.json").write_text(json.dumps(metadata))
+    with pytest.raises(ExportError, match=r"synth.onnx: its inputs .* do not match"):
+        load_onnx(out)
+    (out / "synth.onnx").write_bytes(b"not a graph")
+    with pytest.raises(ExportError, match=r"synth\.onnx: onnxruntime cannot load it"):
+        load_onnx(out)
+
+
+def test_export_command_writes_onnx_graphs(tmp_path, capsys):
+    model = save_model(saved_model(), tmp_path / "model")
+    out = tmp_path / "exported"
+    assert main(["export", str(model), "--out", str(out), "--format", "onnx"]) == 0
+    assert "synth.onnx, features.onnx, metadata.json" in capsys.readouterr().out
+    assert sorted(p.name for p in Path(out).iterdir()) == [
+        "features.onnx",
+        "metadata.json",
+        "synth.onnx",
+    ]
+
+
+def test_the_documented_onnx_host_loop_runs_without_jax(tmp_path):
+    text = (Path(__file__).parents[1] / "docs" / "deployment.md").read_text()
+    section = text[text.index("## Exported graphs (ONNX)") :]
+    start = section.index("```python\n") + len("```python\n")
+    example = section[start : section.index("```", start)]
+    export_onnx(saved_model(), tmp_path / "exported" / "violin", "tiny")
+    t = np.arange(8000) / 16000
+    soundfile.write(tmp_path / "melody.wav", 0.3 * np.sin(2 * np.pi * 330 * t), 16000)
+    check = "\nimport sys\nassert 'jax' not in sys.modules and 'ddsp_jax' not in sys.modules\n"
+    subprocess.run([sys.executable, "-c", example + check], cwd=tmp_path, check=True)
+    out, rate = soundfile.read(tmp_path / "out.wav")
+    assert rate == 16000 and len(out) == (8000 + 512 - 1024) // 64 * 64 + 64
+    assert np.max(np.abs(out)) > 0.01

@@ -2,18 +2,21 @@
 library and prints. Heavy imports happen inside the handlers, so ``ddsp --help`` is quick."""
 
 import argparse
-import json
 import os
 import signal
 import sys
+import tempfile
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from ddsp_jax.benchmarks.suite import BENCHMARKS
 from ddsp_jax.defaults import FRAME_RATE, SAMPLE_RATE
+from ddsp_jax.files import audio_format, check_output, write_audio, write_json
 
 NO_CACHE_VARIABLE = "DDSP_JAX_NO_COMPILATION_CACHE"
+DEBUG_VARIABLE = "DDSP_JAX_DEBUG"  # Set to 1: errors show their traceback.
 
 
 def compilation_cache_dir(environ: dict[str, str]) -> Path | None:
@@ -69,7 +72,6 @@ def _synth(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     import jax
     import jax.numpy as jnp
     import numpy as np
-    import soundfile as sf
     from flax import nnx
 
     from ddsp_jax.core import normalize_harmonics
@@ -87,6 +89,7 @@ def _synth(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     n_frames = max(2, round(args.seconds * FRAME_RATE))
     if n_samples < n_frames:
         parser.error(f"--seconds {args.seconds} is too short for {args.sample_rate} Hz.")
+    check_audio_output(args.out, 2 * n_samples)
 
     config = ProcessorGraphConfig(
         sample_rate=args.sample_rate,
@@ -121,7 +124,7 @@ def _synth(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         level = f"normalised from peak {peak:.2f} to 1"
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(out, audio, args.sample_rate, subtype="PCM_16")
+    write_audio(out, audio, args.sample_rate, "PCM_16")
     print(
         f"Wrote {out.resolve()} ({args.seconds:g} s at {args.sample_rate} Hz, f0 {args.f0:g} Hz, "
         f"{args.harmonics} harmonics, {level})."
@@ -547,7 +550,6 @@ def _add_play_arguments(parser: argparse.ArgumentParser) -> None:
 def _play(args: argparse.Namespace) -> int:
     """``ddsp resynth`` and ``ddsp transfer``: audio in, the model's audio out."""
     import numpy as np
-    import soundfile as sf
 
     from ddsp_jax.data.audio import UnusableInputError, load_audio
     from ddsp_jax.features.torch_weights import WeightsError
@@ -559,6 +561,9 @@ def _play(args: argparse.Namespace) -> int:
     try:
         saved = load_model(args.model)
         audio, details = load_audio(args.input, None)
+        check_audio_output(args.output, 4 * audio.size)
+        if getattr(args, "plot", None):
+            check_output(args.plot)
         f0_model = args.f0_model or (saved.statistics or {}).get("f0_model") or "full"
         rate = details["sample_rate"]
         try:
@@ -585,7 +590,7 @@ def _play(args: argparse.Namespace) -> int:
         print(f"{command}: error: {error}", file=sys.stderr)
         return 1
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    sf.write(args.output, out, rate, subtype="FLOAT")
+    write_audio(args.output, out, rate, "FLOAT")
     verb = "Transferred" if args.command == "transfer" else "Resynthesised"
     print(
         f"{verb} {args.input} ({len(audio) / rate:.2f} s at {rate} Hz) with "
@@ -833,7 +838,7 @@ def _evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         return 1
     out = Path(args.out) if args.out else Path(args.model) / "eval"
     out.mkdir(parents=True, exist_ok=True)
-    (out / "metrics.json").write_text(json.dumps(result, indent=1) + "\n")
+    write_json(out / "metrics.json", result)
     n_plot = min(3, len(audio))
     plots.resynthesis(
         examples["audio"][:n_plot], audio[:n_plot], saved.sample_rate, out / "resynthesis.png"
@@ -966,7 +971,7 @@ def _bench(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         _print_table(result)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+        write_json(args.json, result, indent=2)
         print(f"Wrote {Path(args.json).resolve()}")
     return 0
 
@@ -990,18 +995,80 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ddsp", description="Differentiable Digital Signal Processing in JAX."
     )
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help=f"show the full traceback of an error (also {DEBUG_VARIABLE}=1)",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     for add_command in COMMANDS:
         add_command(commands)
     return parser
 
 
+def check_audio_output(path: str | Path, n_bytes: int) -> None:
+    """Before the work: ``path`` names an audio format by its extension and can be written,
+    with ``n_bytes`` (and a margin) free."""
+    check_output(path, n_bytes + 2**20)
+    audio_format(path)
+
+
+def describe_os_error(error: OSError) -> str:
+    """An ``OSError`` as ``<reason> (<path>)``."""
+    reason = error.strerror or str(error)
+    paths = [p for p in (error.filename, error.filename2) if p is not None]
+    return f"{reason} ({' -> '.join(str(p) for p in paths)})" if paths else reason
+
+
+def _crash_report(command: str) -> Path:
+    """Write the traceback being handled to a file; returns its path."""
+    folder = Path(tempfile.gettempdir())
+    with tempfile.NamedTemporaryFile(
+        "w", prefix=f"ddsp-{command}-", suffix=".txt", dir=folder, delete=False
+    ) as report:
+        report.write(f"ddsp {command} ({sys.argv[1:]})\n\n{traceback.format_exc()}")
+    return Path(report.name)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``ddsp`` console script."""
+    """Entry point of the ``ddsp`` console script.
+
+    Exit status: 0 done; 1 an error the input, the settings or the machine caused (one line
+    on stderr: ``ddsp <command>: error: <what> (<path>)``); 2 a usage error; 70 an unexpected
+    error (one line naming the file with the full report); 130 interrupted. ``--debug`` or
+    ``DDSP_JAX_DEBUG=1`` shows the traceback instead.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
+    debug = args.debug or os.environ.get(DEBUG_VARIABLE, "") not in ("", "0")
     _enable_compilation_cache()
-    return args.handler(args, parser)
+    try:
+        return args.handler(args, parser)
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print(f"ddsp {args.command}: interrupted.", file=sys.stderr)
+        return 130
+    except OSError as error:
+        if debug:
+            raise
+        print(f"ddsp {args.command}: error: {describe_os_error(error)}", file=sys.stderr)
+        return 1
+    except ValueError as error:  # Our own errors about values name the value.
+        if debug:
+            raise
+        print(f"ddsp {args.command}: error: {error}", file=sys.stderr)
+        return 1
+    except Exception as error:
+        if debug:
+            raise
+        report = _crash_report(args.command)
+        print(
+            f"ddsp {args.command}: error: unexpected {type(error).__name__}: {error} (the full "
+            f"report is in {report}; --debug shows it here)",
+            file=sys.stderr,
+        )
+        return 70
 
 
 if __name__ == "__main__":

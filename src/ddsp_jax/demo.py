@@ -1,7 +1,6 @@
 """``ddsp demo``: quick mode end to end — data, training, listening and looking."""
 
 import dataclasses
-import json
 import shutil
 import signal
 import time
@@ -12,10 +11,10 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-import soundfile as sf
 from flax import nnx
 
 from ddsp_jax import plots
+from ddsp_jax.files import write_audio, write_json
 from ddsp_jax.models.autoencoder import Autoencoder, preprocess
 from ddsp_jax.training.config import PRESETS, TrainConfig, model_class_of
 from ddsp_jax.training.examples import batch_source, procedural_split
@@ -129,7 +128,7 @@ def run_demo(
     for i in range(len(targets)):
         for name, audio in (("target", targets[i]), ("resynthesis", resynthesised[i])):
             path = out / f"{name}_{i}.wav"
-            sf.write(path, np.clip(audio, -1.0, 1.0), synth.sample_rate, subtype="PCM_16")
+            write_audio(path, np.clip(audio, -1.0, 1.0), synth.sample_rate, "PCM_16")
             wavs.append(path.name)
 
     learned = _learned_controls(trainer, train)
@@ -160,7 +159,7 @@ def run_demo(
         "wavs": wavs,
         "run_dir": str((out / "run").resolve()),
     }
-    (out / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
+    write_json(out / SUMMARY_FILE, summary, indent=2)
     log(
         f"Done in {summary['wall_seconds']:.0f} s "
         f"({summary['examples_per_second']:.1f} training examples/s). "

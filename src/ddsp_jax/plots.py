@@ -10,6 +10,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
+from ddsp_jax.files import save_figure
+
 
 def _specgram(ax: Any, audio: np.ndarray, sample_rate: int) -> None:
     with warnings.catch_warnings():
@@ -23,7 +25,7 @@ def _specgram(ax: Any, audio: np.ndarray, sample_rate: int) -> None:
 
 def _save(fig: Any, path: Path) -> Path:
     fig.tight_layout()
-    fig.savefig(path, dpi=100, facecolor="white")
+    save_figure(fig, path, dpi=100, facecolor="white")
     plt.close(fig)
     return path
 

@@ -341,3 +341,29 @@ def test_micro_batches_give_the_full_batch_update(tmp_path):
         np.testing.assert_allclose(ours, expected, rtol=1e-4, atol=1e-6)
     with pytest.raises(ValueError, match="multiple of micro_batches"):
         dataclasses.replace(base, micro_batches=3)
+
+
+@pytest.mark.slow
+def test_resume_falls_back_from_a_damaged_latest_checkpoint(tmp_path, capsys):
+    config = tiny_config(steps=8, checkpoint_every=4)
+    examples = notes(6)
+    _, losses_straight = uninterrupted(config, examples, tmp_path / "straight")
+    uninterrupted(config, examples, tmp_path / "run")[0].close()
+    latest = tmp_path / "run" / "checkpoints" / "8"
+    biggest = max((p for p in latest.rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
+    biggest.write_bytes(biggest.read_bytes()[: biggest.stat().st_size // 2])  # Truncated.
+    unfinished = tmp_path / "run" / "checkpoints" / "12.orbax-checkpoint-tmp-1"
+    unfinished.mkdir()  # What a write stopped by a full disk leaves.
+
+    resumed = Trainer(config, tmp_path / "run")
+    resumed.start(resume=True)
+    source = ExampleSource(examples, 2, 0)
+    assert resumed.restore(source) == 4
+    warning = capsys.readouterr().err
+    assert "warning: checkpoint step 8 cannot be read" in warning and "from step 4" in warning
+    assert (tmp_path / "run" / "damaged-checkpoints" / "8").is_dir()
+    assert not unfinished.exists()
+    history = resumed.fit(source, progress=False)
+    assert [h["loss"] for h in history] == losses_straight[4:]  # As if step 8 never was.
+    assert resumed.checkpoints.all_steps() == [4, 8]
+    assert [m["step"] for m in read_metrics(tmp_path / "run")] == list(range(1, 9))

@@ -117,12 +117,6 @@ def write_shard(directory: Path, arrays: dict[str, np.ndarray], info: dict[str, 
     temporary.rename(directory)
 
 
-def write_json(path: Path, data: dict[str, Any]) -> None:
-    temporary = path.with_name(f".{path.name}.partial-{os.getpid()}")
-    temporary.write_text(json.dumps(data, indent=1) + "\n")
-    temporary.replace(path)
-
-
 class PreparedDataset:
     """A prepared dataset folder, read through memory maps (nothing loaded up front)."""
 

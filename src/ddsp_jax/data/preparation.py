@@ -31,11 +31,11 @@ from ddsp_jax.data.dataset import (
     VERSION,
     PrepareConfig,
     PreparedDataset,
-    write_json,
     write_shard,
 )
 from ddsp_jax.features.extract import LOUDNESS_N_FFT, compute_features
 from ddsp_jax.features.notes import SILENCE_PEAK, feature_statistics
+from ddsp_jax.files import write_json
 
 NSYNTH_PREFIX = "nsynth:"
 NOTES_PER_SHARD = 256

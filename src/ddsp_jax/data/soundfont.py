@@ -21,13 +21,13 @@ library (Debian: ``apt install libfluidsynth3``) and a SoundFont: Debian's
 
 import ctypes
 import dataclasses
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 import soxr
+
+from ddsp_jax.files import write_audio, write_json
 
 RENDER_RATE = 48000  # Hz
 SAMPLE_RATE = 16000  # Hz, NSynth's.
@@ -325,11 +325,11 @@ def render_soundfont(
         for program, pitch, velocity in tqdm(requests, desc="render", disable=not progress):
             label = note_label(program, pitch, velocity)
             audio = renderer.note(program, pitch, velocity)
-            sf.write(out / "audio" / f"{label['note_str']}.wav", audio, SAMPLE_RATE, "FLOAT")
+            write_audio(out / "audio" / f"{label['note_str']}.wav", audio, SAMPLE_RATE, "FLOAT")
             labels[label["note_str"]] = label
     finally:
         renderer.close()
-    (out / "examples.json").write_text(json.dumps(labels, indent=1) + "\n")
+    write_json(out / "examples.json", labels)
     return labels
 
 
@@ -368,9 +368,9 @@ def render_phrases(
             score = phrase_score(pitches, (min(velocities), max(velocities)), phrase_seconds, rng)
             audio = renderer.phrase(program, score, phrase_seconds)
             name = f"phrase-{program:03d}-{number:03d}.wav"
-            sf.write(out / name, audio, SAMPLE_RATE, "FLOAT")
+            write_audio(out / name, audio, SAMPLE_RATE, "FLOAT")
             scores[name] = [dataclasses.asdict(note) for note in score]
     finally:
         renderer.close()
-    (out / "phrases.json").write_text(json.dumps(scores, indent=1) + "\n")
+    write_json(out / "phrases.json", scores)
     return scores

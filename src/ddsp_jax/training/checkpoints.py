@@ -1,5 +1,6 @@
 """Orbax checkpoints of a training run: arrays (model, optimizer) plus JSON metadata."""
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -12,16 +13,29 @@ from ddsp_jax.training.config import TrainConfig, model_class_of
 from ddsp_jax.training.optimizer import make_optimizer
 
 CHECKPOINT_DIR = "checkpoints"  # Inside a run folder.
+DAMAGED_DIR = "damaged-checkpoints"  # Beside it: checkpoints a resume could not read.
+_TEMPORARY_MARK = ".orbax-checkpoint-tmp"  # In the names of orbax's unfinished writes.
 
 
 class Checkpoints:
-    """Saves every ``state`` pytree with its JSON ``meta``, keeping the last ``keep``."""
+    """Saves every ``state`` pytree with its JSON ``meta``, keeping the last ``keep``.
+
+    Unfinished writes a stopped process left (orbax's temporary folders) are removed when it
+    opens a folder.
+    """
 
     def __init__(self, directory: str | Path, keep: int) -> None:
         self.directory = Path(directory).resolve()
-        self.manager = ocp.CheckpointManager(
+        self.keep = keep
+        if self.directory.is_dir():
+            for unfinished in self.directory.glob(f"*{_TEMPORARY_MARK}*"):
+                shutil.rmtree(unfinished, ignore_errors=True)
+        self.manager = self._open()
+
+    def _open(self) -> ocp.CheckpointManager:
+        return ocp.CheckpointManager(
             self.directory,
-            options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True),
+            options=ocp.CheckpointManagerOptions(max_to_keep=self.keep, create=True),
         )
 
     def latest_step(self) -> int | None:
@@ -60,6 +74,45 @@ class Checkpoints:
             ),
         )
         return restored.state, restored.meta
+
+    def restore_newest(self, like: Any) -> tuple[int, Any, dict[str, Any], list[str]]:
+        """Read the newest checkpoint that can be read: ``(step, state, meta, notes)``, with a
+        note for each newer one that could not (its step and the reason), which is moved to
+        ``damaged-checkpoints/`` beside the checkpoints (kept for inspection, out of the way
+        of the run's next saves).
+
+        Raises:
+            FileNotFoundError: When there is no checkpoint, or none can be read.
+        """
+        notes: list[str] = []
+        damaged: list[int] = []
+        for step in sorted(self.all_steps(), reverse=True):
+            try:
+                state, meta = self.restore(step, like)
+            except Exception as error:  # orbax and tensorstore raise many types for bad files.
+                reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
+                notes.append(f"step {step} cannot be read ({type(error).__name__}: {reason})")
+                damaged.append(step)
+                continue
+            self._set_aside(damaged)
+            return step, state, meta, notes
+        raise FileNotFoundError(
+            f"no readable checkpoint in {self.directory}"
+            + (f": {'; '.join(notes)}." if notes else ".")
+        )
+
+    def _set_aside(self, steps: list[int]) -> None:
+        """Move the checkpoints of ``steps`` to ``damaged-checkpoints/`` and reopen."""
+        if not steps:
+            return
+        self.manager.close()
+        aside = self.directory.parent / DAMAGED_DIR
+        aside.mkdir(exist_ok=True)
+        for step in steps:
+            target = aside / str(step)
+            shutil.rmtree(target, ignore_errors=True)
+            (self.directory / str(step)).rename(target)
+        self.manager = self._open()
 
     def close(self) -> None:
         self.manager.close()

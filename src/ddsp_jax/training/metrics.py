@@ -7,6 +7,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ddsp_jax.files import write_atomically
+
 METRICS_FILE = "metrics.jsonl"
 TENSORBOARD_DIR = "tensorboard"
 
@@ -75,7 +77,7 @@ def _truncate(path: Path, step: int) -> None:
         for line in path.read_text().splitlines()
         if line.strip() and json.loads(line)["step"] <= step
     ]
-    path.write_text("".join(line + "\n" for line in kept))
+    write_atomically(path, "".join(line + "\n" for line in kept).encode())
 
 
 def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:

@@ -4,6 +4,7 @@ import contextlib
 import functools
 import json
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -16,10 +17,11 @@ import numpy as np
 import optax
 from flax import nnx
 
+from ddsp_jax.files import write_json
 from ddsp_jax.losses import multi_scale_spectral_loss
 from ddsp_jax.models.autoencoder import Autoencoder
 from ddsp_jax.serialization import to_dict
-from ddsp_jax.training.checkpoints import CHECKPOINT_DIR, Checkpoints
+from ddsp_jax.training.checkpoints import CHECKPOINT_DIR, DAMAGED_DIR, Checkpoints
 from ddsp_jax.training.config import CONFIG_FILE, LossConfig, TrainConfig, model_class_of
 from ddsp_jax.training.examples import BatchSource, Examples, nsynth_dataset_dir
 from ddsp_jax.training.metrics import MetricsLog
@@ -259,7 +261,7 @@ class Trainer:
         """Check the run folder (``check_folder``) and write the run's ``config.json``."""
         self.check_folder(resume)
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        (self.run_dir / CONFIG_FILE).write_text(json.dumps(to_dict(self.config), indent=2) + "\n")
+        write_json(self.run_dir / CONFIG_FILE, to_dict(self.config), indent=2)
 
     def model(self) -> Autoencoder:
         """The current model (a fresh module sharing nothing with the training state)."""
@@ -271,12 +273,20 @@ class Trainer:
         self.checkpoints.save(self.step, state, meta)
 
     def restore(self, source: BatchSource) -> int:
-        """Load the latest checkpoint, ``source``'s data position with it; returns its step."""
-        step = self.checkpoints.latest_step()
-        if step is None:
-            raise TrainingError(f"no checkpoint in {self.run_dir / CHECKPOINT_DIR}.")
+        """Load the newest readable checkpoint, ``source``'s data position with it; returns
+        its step. A newer checkpoint that cannot be read (a damaged or truncated file) is
+        reported on stderr and set aside (``Checkpoints.restore_newest``)."""
         like = {"params": self.params, "rest": self.rest, "opt_state": self.opt_state}
-        state, meta = self.checkpoints.restore(step, like)
+        try:
+            step, state, meta, notes = self.checkpoints.restore_newest(like)
+        except FileNotFoundError as error:
+            raise TrainingError(str(error)) from error
+        for note in notes:
+            print(
+                f"warning: checkpoint {note}; moved to {self.run_dir / DAMAGED_DIR}, resuming "
+                f"from step {step}.",
+                file=sys.stderr,
+            )
         self.params, self.rest, self.opt_state = state["params"], state["rest"], state["opt_state"]
         self.step = int(meta["step"])
         source.restore(meta["data"])

@@ -80,6 +80,16 @@ def test_model_folder_errors_name_what_is_missing(run, tmp_path):
     (broken / "model.json").write_text(json.dumps({**info, "version": 99}))
     with pytest.raises(ModelError, match="version 99"):
         load_model(broken)
+    (broken / "model.json").write_text("[]")
+    with pytest.raises(ModelError, match=r"model\.json: not a model description"):
+        load_model(broken)
+    (broken / "model.json").write_text(json.dumps({**info, "step": "abc"}))
+    with pytest.raises(ModelError, match=r"model\.json: step must be an integer >= 0, got 'abc'"):
+        load_model(broken)
+    bad_config = {**info["config"], "model": {**info["config"]["model"], "decoder": []}}
+    (broken / "model.json").write_text(json.dumps({**info, "config": bad_config}))
+    with pytest.raises(ModelError, match=r"config\.model\.decoder: expected a table"):
+        load_model(broken)
     with pytest.raises(ModelError, match="not a training run folder"):
         export_model(tmp_path, tmp_path / "out")
 

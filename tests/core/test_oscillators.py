@@ -248,3 +248,5 @@ def test_harmonic_synthesis_rejects_bad_input():
         core.harmonic_synthesis(jnp.full((1, 10, 1), 9000.0), amps, n_samples=640)
     with pytest.raises(ValueError, match="NaN"):
         core.harmonic_synthesis(f0, amps.at[0, 3, 0].set(jnp.nan), n_samples=640)
+    with pytest.raises(ValueError, match="frequencies must not be negative, got a minimum of -5"):
+        core.harmonic_synthesis(f0.at[0, 2, 0].set(-5.0), amps, n_samples=640)

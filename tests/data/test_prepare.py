@@ -35,6 +35,7 @@ def build_folder(root) -> None:
     (root / "text.wav").write_text("not audio at all\n" * 20)
     (root / "empty.wav").write_bytes(b"")
     sf.write(root / "silent.wav", np.zeros(80000), 16000)
+    sf.write(root / "dc.wav", np.full(80000, 0.3), 16000)  # A constant offset: no sound.
     nan = tone(440.0, 5.0, 16000)
     nan[100] = np.nan
     sf.write(root / "nan.wav", nan, 16000, subtype="FLOAT")
@@ -47,6 +48,7 @@ BAD = {
     "text.wav": "unreadable",
     "empty.wav": "unreadable",
     "silent.wav": "silent",
+    "dc.wav": "no usable signal",
     "nan.wav": "NaN",
 }
 
@@ -259,3 +261,14 @@ def test_cli_prepares_then_trains_on_nsynth_and_on_a_folder(tmp_path, capsys):
     assert f"{n_train} training examples" in capsys.readouterr().out
     assert main(["prepare", str(tmp_path / "in" / "text.wav"), "--out", str(tmp_path / "x")]) == 1
     assert "nothing usable" in capsys.readouterr().err
+
+
+def test_a_constant_offset_is_no_signal_and_an_empty_folder_says_so(tmp_path):
+    from ddsp_jax.data.audio import InputError, find_audio_files
+    from ddsp_jax.features import is_silent
+
+    assert is_silent(np.full((16000, 2), 0.3)) and not is_silent(0.3 + 0.01 * np.eye(1000)[0])
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("no audio here")
+    with pytest.raises(InputError, match=r"no audio files found in .*empty \(looked for"):
+        find_audio_files([tmp_path / "empty"])

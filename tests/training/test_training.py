@@ -367,3 +367,37 @@ def test_resume_falls_back_from_a_damaged_latest_checkpoint(tmp_path, capsys):
     assert [h["loss"] for h in history] == losses_straight[4:]  # As if step 8 never was.
     assert resumed.checkpoints.all_steps() == [4, 8]
     assert [m["step"] for m in read_metrics(tmp_path / "run")] == list(range(1, 9))
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ("optimizer.learning_rate=fast", "optimizer.learning_rate: expected a number, got 'fast'"),
+        ("optimizer.learning_rate=[1, 2]", "optimizer.learning_rate: expected a number"),
+        ("optimizer.learning_rate=-1", "learning_rate must be a positive number, got -1.0"),
+        ("optimizer.decay_steps=0", "decay_steps must be a positive integer"),
+        ("steps=1.5", "steps: expected an integer, got 1.5"),
+        ("batch_size=true", "batch_size: expected an integer, got True"),
+        ("frame_rate=-250", "frame_rate must be a positive integer"),
+        ("engine=torch", "engine: expected one of 'jax', 'datarax', got 'torch'"),
+        ("tensorboard=maybe", "tensorboard: expected true or false, got 'maybe'"),
+        ("loss.fft_sizes=[]", "fft_sizes must name at least one FFT size"),
+        ("loss.fft_sizes=[512, -1]", "each of fft_sizes must be a positive integer, got -1"),
+        ("loss.mag_weight=-1", "mag_weight must be a number >= 0"),
+        ("data.test_fraction=1", "test_fraction must be in [0, 1)"),
+        ("data.f0_model=medium", "f0_model must be tiny or full, got 'medium'"),
+        ("data=3", "data: expected a table of DataConfig settings, got 3"),
+        ("model.decoder.ch=0", "ch must be a positive integer"),
+    ],
+)
+def test_a_bad_setting_is_refused_naming_its_key_and_value(setting, message):
+    with pytest.raises(ValueError) as error:
+        override(PRESETS["quick"], [setting])
+    assert message in str(error.value)
+
+
+def test_a_config_file_with_a_bad_value_names_the_file_and_the_key(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text('[optimizer]\nlearning_rate = "fast"\n')
+    with pytest.raises(ValueError, match=r"bad\.toml: optimizer\.learning_rate: expected a number"):
+        load(path)

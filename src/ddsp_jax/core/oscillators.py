@@ -43,6 +43,7 @@ from ddsp_jax.core.validation import (
     check_batch_match,
     check_below,
     check_finite,
+    check_non_negative,
     check_positive,
     check_positive_int,
     check_rank,
@@ -371,6 +372,7 @@ def _harmonic_controls(
     batch = check_batch_match(names, arrays)
     for name, array in zip(names, arrays, strict=True):
         check_finite(name, array)
+    check_non_negative("frequencies", frequencies)
     check_below("frequencies", frequencies, sample_rate / 2.0, "Nyquist (sample_rate / 2)")
 
     frequencies, amplitudes, harmonic_distribution = (
@@ -408,7 +410,8 @@ def harmonic_synthesis(
 
     Raises:
         ValueError: On wrong shapes, mismatched frame counts, a non-positive sample rate or
-            length, and (for concrete inputs) NaN/inf values or f0 at or above Nyquist.
+            length, and (for concrete inputs) NaN/inf values, negative f0 or f0 at or above
+            Nyquist.
     """
     f0_hz, harmonic_amplitudes = _harmonic_controls(
         frequencies,

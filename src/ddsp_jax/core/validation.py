@@ -48,6 +48,14 @@ def check_finite(name: str, x: jax.Array) -> None:
         raise ValueError(f"{name} contains NaN or infinite values.")
 
 
+def check_non_negative(name: str, x: jax.Array) -> None:
+    """Raise ValueError if a concrete ``x`` has negative values (no-op while tracing)."""
+    if is_concrete(x):
+        low = float(np.min(np.asarray(x), initial=np.inf))
+        if low < 0:
+            raise ValueError(f"{name} must not be negative, got a minimum of {low:g}.")
+
+
 def check_below(name: str, x: jax.Array, limit: float, what: str) -> None:
     """Raise ValueError if a concrete ``x`` has values >= ``limit`` (no-op while tracing)."""
     if is_concrete(x):

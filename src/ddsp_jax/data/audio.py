@@ -36,7 +36,7 @@ def find_audio_files(inputs: Sequence[str | Path]) -> list[Path]:
     extensions) and glob patterns, in order without repeats.
 
     Raises:
-        InputError: For an input that names nothing.
+        InputError: For an input that names nothing, or when no audio file is found.
     """
     found: dict[Path, None] = {}
     for item in inputs:
@@ -56,6 +56,11 @@ def find_audio_files(inputs: Sequence[str | Path]) -> list[Path]:
                 found.setdefault(match, None)
             else:
                 raise InputError(f"{match}: no such file or folder.")
+    if inputs and not found:
+        raise InputError(
+            f"no audio files found in {', '.join(str(i) for i in inputs)} "
+            f"(looked for {', '.join(sorted(AUDIO_EXTENSIONS))})."
+        )
     return list(found)
 
 

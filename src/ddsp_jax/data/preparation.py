@@ -34,7 +34,7 @@ from ddsp_jax.data.dataset import (
     write_shard,
 )
 from ddsp_jax.features.extract import LOUDNESS_N_FFT, compute_features
-from ddsp_jax.features.notes import SILENCE_PEAK, feature_statistics
+from ddsp_jax.features.notes import SILENCE_PEAK, feature_statistics, signal_peak
 from ddsp_jax.files import write_json
 
 NSYNTH_PREFIX = "nsynth:"
@@ -53,9 +53,12 @@ def check_usable(audio: np.ndarray, config: PrepareConfig) -> None:
             f"too short ({len(audio) / config.sample_rate:.2f} s; examples are "
             f"{config.example_seconds:g} s)"
         )
-    peak = float(np.max(np.abs(audio)))
+    peak = signal_peak(audio)
     if peak < SILENCE_PEAK:
-        raise UnusableInputError(f"silent (peak {20 * np.log10(max(peak, 1e-12)):.0f} dBFS)")
+        raise UnusableInputError(
+            f"no usable signal: silent once any constant offset is removed (peak "
+            f"{20 * np.log10(max(peak, 1e-12)):.0f} dBFS)"
+        )
 
 
 def chunk_bounds(n_samples: int, config: PrepareConfig) -> list[tuple[int, int]]:

@@ -12,6 +12,7 @@ from ddsp_jax.features.notes import (
     feature_statistics,
     is_silent,
     note_frames,
+    signal_peak,
 )
 from ddsp_jax.features.streaming import StreamingFeatures
 
@@ -31,4 +32,5 @@ __all__ = [
     "is_silent",
     "load_crepe",
     "note_frames",
+    "signal_peak",
 ]

@@ -19,14 +19,25 @@ NOTE_GAP_FRAMES = 25  # Shorter gaps between note frames are filled (0.1 s at 25
 SILENCE_PEAK = 1e-4  # Audio whose peak is below this (−80 dBFS) is silent.
 
 
+def signal_peak(audio: np.ndarray) -> float:
+    """The peak of ``audio`` (``[n_samples]`` or ``[n_samples, channels]``) once each
+    channel's mean is removed: a constant offset (DC) carries no sound. 0 when empty."""
+    audio = np.asarray(audio, np.float64)
+    if audio.size == 0:
+        return 0.0
+    return float(np.max(np.abs(audio - np.mean(audio, axis=0))))
+
+
 def is_silent(audio: np.ndarray) -> bool:
-    """Whether ``audio`` (any shape) is empty or peaks below ``SILENCE_PEAK`` (−80 dBFS).
+    """Whether ``audio`` (``[n_samples]`` or ``[n_samples, channels]``) is empty or, its
+    constant offset removed (``signal_peak``), peaks below ``SILENCE_PEAK`` (−80 dBFS).
 
     >>> is_silent(np.zeros(16000)), is_silent(np.full(16000, 0.1))
-    (True, False)
+    (True, True)
+    >>> is_silent(0.1 + 0.01 * np.sin(np.arange(16000)))
+    False
     """
-    audio = np.asarray(audio)
-    return audio.size == 0 or float(np.max(np.abs(audio))) < SILENCE_PEAK
+    return signal_peak(audio) < SILENCE_PEAK
 
 
 def note_frames(

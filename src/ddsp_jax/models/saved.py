@@ -125,14 +125,19 @@ def load_model(path: str | Path) -> SavedModel:
         raise ModelError(
             f"{path}: unreadable {MODEL_FILE} or {STATISTICS_FILE} ({error})."
         ) from error
+    if not isinstance(info, dict):
+        raise ModelError(f"{path / MODEL_FILE}: not a model description (a JSON object).")
     if info.get("format") != FORMAT or info.get("version") != VERSION:
         raise ModelError(
             f"{path / MODEL_FILE}: not a {FORMAT} of version {VERSION} "
             f"(found {info.get('format')!r} version {info.get('version')!r})."
         )
     training = info.get("config")
+    step = info.get("step")
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        raise ModelError(f"{path / MODEL_FILE}: step must be an integer >= 0, got {step!r}.")
     try:
-        config = from_dict(AutoencoderConfig, training["model"])
+        config = from_dict(AutoencoderConfig, training["model"], "config.model")
         frame_rate = training["frame_rate"]
         if isinstance(frame_rate, bool) or not isinstance(frame_rate, int) or frame_rate <= 0:
             raise ValueError(f"frame_rate must be a positive integer, got {frame_rate!r}")
@@ -152,4 +157,4 @@ def load_model(path: str | Path) -> SavedModel:
             f"{path / PARAMS_FILE}: does not fit the model in {MODEL_FILE} ({error})."
         ) from error
     model = nnx.merge(graphdef, params, rest)
-    return SavedModel(model, frame_rate, statistics, int(info["step"]), path, training)
+    return SavedModel(model, frame_rate, statistics, step, path, training)

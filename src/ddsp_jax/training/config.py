@@ -7,6 +7,9 @@ import typing
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+
+from ddsp_jax.core.validation import check_positive, check_positive_int
 from ddsp_jax.defaults import FRAME_RATE, SAMPLE_RATE
 from ddsp_jax.models.autoencoder import Autoencoder, AutoencoderConfig
 from ddsp_jax.models.decoders import RnnFcDecoderConfig
@@ -23,6 +26,11 @@ class OptimizerConfig:
     decay_rate: float = 0.98
     grad_clip_norm: float = 3.0
 
+    def __post_init__(self) -> None:
+        for name in ("learning_rate", "decay_rate", "grad_clip_norm"):
+            check_positive(name, getattr(self, name))
+        check_positive_int("decay_steps", self.decay_steps)
+
 
 @dataclasses.dataclass(frozen=True)
 class LossConfig:
@@ -32,6 +40,16 @@ class LossConfig:
     mag_weight: float = 1.0
     logmag_weight: float = 1.0
     loudness_weight: float = 0.0  # A-weighted loudness curves (L1, dB), off as in the paper.
+
+    def __post_init__(self) -> None:
+        if not self.fft_sizes:
+            raise ValueError("fft_sizes must name at least one FFT size.")
+        for size in self.fft_sizes:
+            check_positive_int("each of fft_sizes", size)
+        for name in ("mag_weight", "logmag_weight", "loudness_weight"):
+            value = getattr(self, name)
+            if not np.isfinite(value) or value < 0:
+                raise ValueError(f"{name} must be a number >= 0, got {value!r}.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,6 +76,19 @@ class DataConfig:
     test_fraction: float = 0.1
     f0_model: str = "full"
     nsynth_subset: str = "gansynth"
+
+    def __post_init__(self) -> None:
+        check_positive("example_seconds", self.example_seconds)
+        for name in ("n_train", "n_instruments"):
+            check_positive_int(name, getattr(self, name))
+        if self.n_test < 0:
+            raise ValueError(f"n_test must be an integer >= 0, got {self.n_test!r}.")
+        if not 0 <= self.test_fraction < 1:
+            raise ValueError(f"test_fraction must be in [0, 1), got {self.test_fraction!r}.")
+        if self.f0_model not in ("tiny", "full"):
+            raise ValueError(f"f0_model must be tiny or full, got {self.f0_model!r}.")
+        if self.nsynth_subset not in ("gansynth", "all"):
+            raise ValueError(f"nsynth_subset must be gansynth or all, got {self.nsynth_subset!r}.")
 
 
 ENGINES = ("jax", "datarax")
@@ -105,15 +136,15 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         for name in (
+            "frame_rate",
             "batch_size",
             "micro_batches",
             "steps",
             "checkpoint_every",
             "keep_checkpoints",
+            "max_nonfinite_steps",
         ):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value <= 0:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+            check_positive_int(name, getattr(self, name))
         if self.batch_size % self.micro_batches:
             raise ValueError(
                 f"batch_size {self.batch_size} is not a multiple of micro_batches "

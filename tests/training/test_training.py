@@ -2,6 +2,8 @@ import dataclasses
 import json
 import os
 import signal
+import subprocess
+import sys
 
 import jax
 import numpy as np
@@ -401,3 +403,49 @@ def test_a_config_file_with_a_bad_value_names_the_file_and_the_key(tmp_path):
     path.write_text('[optimizer]\nlearning_rate = "fast"\n')
     with pytest.raises(ValueError, match=r"bad\.toml: optimizer\.learning_rate: expected a number"):
         load(path)
+
+
+def test_a_checkpoint_that_cannot_fit_stops_with_one_error_and_keeps_the_earlier_ones(
+    tmp_path, monkeypatch
+):
+    from ddsp_jax.training import checkpoints as module
+
+    state = {"w": np.arange(1000, dtype=np.float32)}
+    store = module.Checkpoints(tmp_path / "checkpoints", keep=3)
+    store.save(1, state, {"step": 1})
+    usage = module.shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(module.shutil, "disk_usage", lambda path: usage._replace(free=1000))
+    with pytest.raises(OSError, match=r"no room for the checkpoint of step 2: 1\.\d MB needed"):
+        store.save(2, state, {"step": 2})
+    monkeypatch.undo()
+
+    def broken(*args, **kwargs):
+        (tmp_path / "checkpoints" / "3.orbax-checkpoint-tmp-7").mkdir()
+        raise ValueError("OUT_OF_RANGE: Failed writing\nmore detail")
+
+    monkeypatch.setattr(store.manager, "save", broken)
+    with pytest.raises(OSError, match=r"checkpoint of step 3 \(ValueError: OUT_OF_RANGE: Failed"):
+        store.save(3, state, {"step": 3})
+    monkeypatch.undo()
+    assert store.all_steps() == [1]
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["1"]
+    restored, _ = store.restore(1, state)
+    np.testing.assert_array_equal(restored["w"], state["w"])
+    store.close()
+
+
+def test_a_checkpoint_beyond_the_file_size_limit_is_refused_before_writing(tmp_path):
+    script = (
+        "import resource, numpy as np\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, resource.RLIM_INFINITY))\n"
+        "from ddsp_jax.training.checkpoints import Checkpoints\n"
+        f"store = Checkpoints({str(tmp_path / 'c')!r}, keep=1)\n"
+        "try:\n"
+        "    store.save(1, {'w': np.zeros(100_000, np.float32)}, {'step': 1})\n"
+        "except OSError as error:\n"
+        "    print(error)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    assert "the file-size limit (ulimit -f: 100000 bytes) is below" in result.stdout

@@ -1,5 +1,6 @@
 """Orbax checkpoints of a training run: arrays (model, optimizer) plus JSON metadata."""
 
+import resource
 import shutil
 from pathlib import Path
 from typing import Any
@@ -45,15 +46,51 @@ class Checkpoints:
         return list(self.manager.all_steps())
 
     def save(self, step: int, state: Any, meta: dict[str, Any]) -> None:
-        """Write step ``step`` and wait until it is complete on disk."""
-        self.manager.save(
-            step,
-            args=ocp.args.Composite(
-                state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)
-            ),
-            force=True,
-        )
-        self.manager.wait_until_finished()
+        """Write step ``step`` and wait until it is complete on disk.
+
+        Raises:
+            OSError: Before writing, when the disk's free space or the file-size limit
+                (``ulimit -f``) cannot hold the checkpoint; or when the write fails (its
+                unfinished folder removed, the earlier checkpoints intact).
+        """
+        self._check_room(step, sum(leaf.nbytes for leaf in jax.tree.leaves(state)))
+        try:
+            self.manager.save(
+                step,
+                args=ocp.args.Composite(
+                    state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)
+                ),
+                force=True,
+            )
+            self.manager.wait_until_finished()
+        except Exception as error:  # orbax and tensorstore raise many types.
+            for unfinished in self.directory.glob(f"{step}{_TEMPORARY_MARK}*"):
+                shutil.rmtree(unfinished, ignore_errors=True)
+            reason = str(error).strip().splitlines()[0][-300:] if str(error).strip() else ""
+            raise OSError(
+                f"cannot write the checkpoint of step {step} ({type(error).__name__}: {reason})"
+            ) from error
+
+    def _check_room(self, step: int, n_bytes: int) -> None:
+        """Raise ``OSError`` if ``n_bytes`` (plus a margin) cannot be written here."""
+        needed = int(n_bytes * 1.1) + 2**20
+        self.directory.mkdir(parents=True, exist_ok=True)
+        free = shutil.disk_usage(self.directory).free
+        if free < needed:
+            raise OSError(
+                28,
+                f"no room for the checkpoint of step {step}: {needed / 1e6:.1f} MB needed, "
+                f"{free / 1e6:.1f} MB free",
+                str(self.directory),
+            )
+        limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+        if limit != resource.RLIM_INFINITY and limit < needed:
+            raise OSError(
+                27,
+                f"the file-size limit (ulimit -f: {limit} bytes) is below the "
+                f"{needed} bytes of the checkpoint of step {step}",
+                str(self.directory),
+            )
 
     def restore(self, step: int, like: Any) -> tuple[Any, dict[str, Any]]:
         """Read step ``step`` into the structure of ``like`` (arrays, or ``jax.ShapeDtypeStruct``

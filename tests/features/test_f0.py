@@ -88,3 +88,28 @@ def test_salience_in_chunks_equals_the_network_on_all_frames_at_once():
     whole = np.asarray(model(frames))
     assert chunked.shape == (1, 326, N_BINS)
     np.testing.assert_allclose(chunked[0], whole, atol=1e-5)
+
+
+def test_interpolation_is_linear_in_cents_and_holds_beyond_the_ends():
+    from ddsp_jax.features.f0 import interpolate_f0
+
+    centres = np.array([0.0, 160.0, 320.0])
+    f0 = np.array([[100.0, 200.0, 400.0]])  # One octave per 160 samples.
+    confidence = np.array([[0.2, 0.6, 1.0]])
+    moved, moved_confidence = interpolate_f0(f0, confidence, centres, np.array([-64, 80, 240, 999]))
+    np.testing.assert_allclose(moved[0], [100.0, 100.0 * 2**0.5, 200.0 * 2**0.5, 400.0], rtol=1e-6)
+    np.testing.assert_allclose(moved_confidence[0], [0.2, 0.4, 0.8, 1.0], rtol=1e-6)
+
+
+@needs_weights
+def test_crepe_at_100_hz_interpolated_to_250_hz_follows_a_vibrato():
+    from ddsp_jax.benchmarks.f0 import vibrato_tones
+
+    tones, true_f0 = vibrato_tones(np.array([48, 64, 76]), seconds=1.0)
+    f0_250, confidence_250 = compute_f0(tones, 16000, 250, capacity="tiny")
+    f0_100, confidence_100 = compute_f0(tones, 16000, 250, capacity="tiny", network_rate=100)
+    assert f0_100.shape == f0_250.shape == true_f0.shape
+    errors = np.abs(1200 * np.log2(f0_100[:, 4:-4] / true_f0[:, 4:-4]))
+    errors_250 = np.abs(1200 * np.log2(f0_250[:, 4:-4] / true_f0[:, 4:-4]))
+    assert np.median(errors) < np.median(errors_250) + 1.0 and np.max(errors) < 30.0
+    assert np.abs(confidence_100 - confidence_250)[:, 4:-4].max() < 0.1

@@ -1,12 +1,14 @@
 """f0 benchmark: CREPE's cost per second of audio and its accuracy on tones of known pitch."""
 
+import time
 from typing import Any
 
 import numpy as np
 
-from ddsp_jax.benchmarks.common import machine, time_call
+from ddsp_jax.benchmarks.common import machine, time_calls
+from ddsp_jax.benchmarks.flops import crepe_flops_per_frame
 from ddsp_jax.defaults import FRAME_RATE, SAMPLE_RATE
-from ddsp_jax.features.f0 import compute_f0
+from ddsp_jax.features.f0 import compute_f0, frame_centres
 
 VIBRATO_CENTS, VIBRATO_HZ = 20.0, 5.0
 
@@ -71,38 +73,67 @@ def _accuracy(f0_hz: np.ndarray, true_f0: np.ndarray, prefix: str = "") -> dict[
 
 
 def run(
-    capacity: str = "tiny", seconds: float = 1.0, repeats: int = 3, soundfont: str | None = None
+    capacity: str = "tiny",
+    seconds: float = 1.0,
+    repeats: int = 3,
+    soundfont: str | None = None,
+    network_rate: int | None = None,
 ) -> dict[str, Any]:
-    """Time ``compute_f0`` (250 Hz frames, Viterbi) on ``seconds`` of 16 kHz audio, then
-    measure its accuracy on ``vibrato_tones`` at MIDI 36, 40, ..., 84 (0.5 s each), and with
-    ``soundfont`` (a path, or ``"auto"`` for the installed one) on ``soundfont_notes``.
+    """Time ``compute_f0`` (250 Hz frames, Viterbi; CREPE at ``network_rate`` frames per
+    second when given) on ``seconds`` of 16 kHz audio, with a 2048² matmul timed in turn as
+    this machine's ceiling, then measure its accuracy on ``vibrato_tones`` at MIDI 36, 40,
+    ..., 84 (0.5 s each), and with ``soundfont`` (a path, or ``"auto"`` for the installed
+    one) on ``soundfont_notes``.
 
     Returns:
         ``compile_seconds`` (first call), ``median_seconds``, ``seconds_per_audio_second``,
-        ``frames_per_second``; ``median_error_cents``, ``raw_pitch_accuracy`` (fraction of
-        frames within 50 cents) and ``worst_note_median_cents`` (4 edge frames left out),
+        ``frames_per_second`` (250 Hz frames made per second), ``gflop_per_audio_second``
+        (CREPE's products at its rate, ``crepe_flops_per_frame``), ``roofline_fraction``
+        (CREPE's FLOP/s over the matmul's), ``cpu_per_wall`` (process CPU time over wall
+        time: the cores kept busy); ``median_error_cents``, ``raw_pitch_accuracy`` (fraction
+        of frames within 50 cents) and ``worst_note_median_cents`` (4 edge frames left out),
         the same prefixed ``soundfont_`` for SoundFont notes; ``machine``.
     """
+    from ddsp_jax.benchmarks.train import PEAK, matmul_peak
+
+    rate = FRAME_RATE if network_rate is None else network_rate
     t = np.arange(round(seconds * SAMPLE_RATE)) / SAMPLE_RATE
     audio = (0.5 * np.sin(2 * np.pi * 220.0 * t)).astype(np.float32)
-    timing = time_call(lambda: compute_f0(audio, SAMPLE_RATE, capacity=capacity), repeats=repeats)
+
+    def f0() -> Any:
+        return compute_f0(audio, SAMPLE_RATE, capacity=capacity, network_rate=network_rate)
+
+    peak_call, peak_flops = matmul_peak()
+    timings = time_calls({"f0": f0, PEAK: peak_call}, repeats=repeats)
+    timing = timings["f0"]
+    wall, cpu = time.perf_counter(), time.process_time()
+    f0()
+    cpu_per_wall = (time.process_time() - cpu) / (time.perf_counter() - wall)
+    network_frames = len(frame_centres(len(audio), rate, "center"))
+    flops = network_frames * crepe_flops_per_frame(capacity)
+    peak = peak_flops / timings[PEAK]["median_seconds"]
     tones, true_f0 = vibrato_tones(np.arange(36, 85, 4))
-    f0_hz, _ = compute_f0(tones, SAMPLE_RATE, FRAME_RATE, capacity=capacity)
+    f0_hz, _ = compute_f0(tones, SAMPLE_RATE, FRAME_RATE, capacity, network_rate=network_rate)
     accuracy = _accuracy(f0_hz, true_f0)
     if soundfont is not None:
         notes, midi = soundfont_notes(soundfont=None if soundfont == "auto" else soundfont)
-        f0_hz, _ = compute_f0(notes, SAMPLE_RATE, FRAME_RATE, capacity=capacity)
+        f0_hz, _ = compute_f0(notes, SAMPLE_RATE, FRAME_RATE, capacity, network_rate=network_rate)
         true_f0 = np.broadcast_to(440.0 * 2.0 ** ((midi[:, None] - 69) / 12), f0_hz.shape)
         accuracy |= _accuracy(f0_hz, true_f0, "soundfont_")
         accuracy["soundfont_programs"] = ",".join(map(str, SOUNDFONT_PROGRAMS))
     return {
         "benchmark": "f0",
         "capacity": capacity,
+        "network_rate": rate,
         "audio_seconds": seconds,
         "compile_seconds": timing["first_call_seconds"],
         "median_seconds": timing["median_seconds"],
         "seconds_per_audio_second": timing["median_seconds"] / seconds,
         "frames_per_second": (1 + round(seconds * FRAME_RATE)) / timing["median_seconds"],
+        "gflop_per_audio_second": flops / seconds / 1e9,
+        "roofline_fraction": flops / timing["median_seconds"] / peak,
+        "matmul_peak_gflops": peak / 1e9,
+        "cpu_per_wall": cpu_per_wall,
         **accuracy,
         "machine": machine(),
     }

@@ -27,6 +27,7 @@ class BenchOptions:
         f0_model: CREPE size (f0, transfer, stream).
         soundfont: Also score SoundFont notes: a path or ``"auto"`` (f0).
         model: Model or run folder (transfer).
+        network_rate: Frames per second CREPE runs at, None for the 250 Hz frames (f0).
     """
 
     batch_size: int = 4
@@ -38,12 +39,15 @@ class BenchOptions:
     f0_model: str = "tiny"
     soundfont: str | None = None
     model: str | None = None
+    network_rate: int | None = None
 
     def __post_init__(self) -> None:
         if self.batch_size <= 0 or self.seconds <= 0 or self.repeats <= 0:
             raise ValueError("--batch-size, --seconds and --repeats must be positive.")
         if self.micro_batches <= 0 or self.batch_size % self.micro_batches:
             raise ValueError("--micro-batches must be positive and divide --batch-size.")
+        if self.network_rate is not None and self.network_rate <= 0:
+            raise ValueError("--network-rate must be positive.")
 
 
 def _synth(options: BenchOptions) -> dict[str, Any]:
@@ -107,6 +111,7 @@ def _f0(options: BenchOptions) -> dict[str, Any]:
             seconds=options.seconds,
             repeats=options.repeats,
             soundfont=options.soundfont,
+            network_rate=options.network_rate,
         )
     except (WeightsError, SoundFontError) as error:
         raise BenchmarkError(str(error)) from error

@@ -55,6 +55,8 @@ class PrepareConfig:
         chunk_seconds: Chunk length (s): examples never straddle chunks, and the eval split
             takes whole chunks.
         nsynth_subset: For ``nsynth:`` inputs, ``"gansynth"`` or ``"all"``.
+        f0_rate: Frames per second CREPE runs at, its f0 interpolated to ``frame_rate``
+            (``features.compute_f0``'s ``network_rate``); None: ``frame_rate``.
     """
 
     sample_rate: int = SAMPLE_RATE
@@ -65,8 +67,11 @@ class PrepareConfig:
     f0_model: str = "full"
     chunk_seconds: float = 20.0
     nsynth_subset: str = "gansynth"
+    f0_rate: int | None = None
 
     def __post_init__(self) -> None:
+        if self.f0_rate is not None and self.f0_rate <= 0:
+            raise ValueError(f"f0_rate must be positive, got {self.f0_rate!r}.")
         if self.f0_model not in ("tiny", "full"):
             raise ValueError(f"f0_model must be 'tiny' or 'full', got {self.f0_model!r}.")
         if self.nsynth_subset not in ("gansynth", "all"):

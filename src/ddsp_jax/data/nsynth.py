@@ -182,17 +182,20 @@ def _note_from_example(features: dict, where: str) -> Note:
     missing = [name for name in _TFRECORD_FEATURES if name not in features]
     if missing:
         raise NSynthError(f"{where}: not an NSynth example (missing {missing}).")
-    audio = np.asarray(features["audio"], np.float32)
-    return Note(
-        note_str=features["note_str"][0].decode(),
-        pitch=int(features["pitch"][0]),
-        velocity=int(features["velocity"][0]),
-        instrument_family=int(features["instrument_family"][0]),
-        instrument_source=int(features["instrument_source"][0]),
-        qualities=tuple(int(q) for q in features["qualities"]),
-        sample_rate=int(features["sample_rate"][0]),
-        audio=audio,
-    )
+    try:
+        return Note(
+            note_str=features["note_str"][0].decode(),
+            pitch=int(features["pitch"][0]),
+            velocity=int(features["velocity"][0]),
+            instrument_family=int(features["instrument_family"][0]),
+            instrument_source=int(features["instrument_source"][0]),
+            qualities=tuple(int(q) for q in features["qualities"]),
+            sample_rate=int(features["sample_rate"][0]),
+            audio=np.asarray(features["audio"], np.float32),
+        )
+    except (IndexError, ValueError, TypeError, AttributeError, UnicodeDecodeError) as error:
+        message = f"{where}: not an NSynth example ({type(error).__name__}: {error})."
+        raise NSynthError(message) from error
 
 
 def read_tfrecord_notes(path: str | Path) -> Iterator[Note]:
@@ -206,7 +209,7 @@ def read_tfrecord_notes(path: str | Path) -> Iterator[Note]:
         where = f"{path}: record {index}"
         try:
             features = parse_example(record)
-        except (ValueError, UnicodeDecodeError) as error:
+        except (ValueError, TypeError, IndexError, UnicodeDecodeError, struct.error) as error:
             raise NSynthError(f"{where}: not a tf.train.Example ({error}).") from error
         yield _note_from_example(features, where)
 

@@ -143,7 +143,10 @@ def load_model(path: str | Path) -> SavedModel:
             raise ValueError(f"frame_rate must be a positive integer, got {frame_rate!r}")
     except (ValueError, TypeError, KeyError) as error:
         raise ModelError(f"{path / MODEL_FILE}: its config does not fit ({error}).") from error
-    abstract = nnx.eval_shape(lambda: Autoencoder(config, rngs=nnx.Rngs(0)))
+    try:
+        abstract = nnx.eval_shape(lambda: Autoencoder(config, rngs=nnx.Rngs(0)))
+    except (ValueError, TypeError) as error:
+        raise ModelError(f"{path / MODEL_FILE}: its config does not fit ({error}).") from error
     graphdef, params, rest = nnx.split(abstract, nnx.Param, ...)
     try:
         state = serialization.msgpack_restore((path / PARAMS_FILE).read_bytes())

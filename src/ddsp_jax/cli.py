@@ -1062,15 +1062,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"ddsp {args.command}: interrupted.", file=sys.stderr)
         return 130
-    except OSError as error:
+    except (OSError, ValueError) as error:  # Our own errors about values name the value.
         if debug:
             raise
-        print(f"ddsp {args.command}: error: {describe_os_error(error)}", file=sys.stderr)
-        return 1
-    except ValueError as error:  # Our own errors about values name the value.
-        if debug:
-            raise
-        print(f"ddsp {args.command}: error: {error}", file=sys.stderr)
+        what = describe_os_error(error) if isinstance(error, OSError) else str(error)
+        print(f"ddsp {args.command}: error: {what}", file=sys.stderr)
         return 1
     except Exception as error:
         if debug:

@@ -247,7 +247,7 @@ def test_cli_prepares_then_trains_on_nsynth_and_on_a_folder(tmp_path, capsys):
     assert main(prep_args) == 0
     out = capsys.readouterr().out
     # short.wav (0.5 s) holds five 0.1 s examples; the other bad files are skipped.
-    assert "Prepared 25 examples (" in out and "Skipped 5:" in out
+    assert "Prepared 25 examples (" in out and "Skipped 6:" in out
     assert "of audio" in out and "2.5 s of audio" in out
     for name in set(BAD) - {"short.wav"}:
         assert name in out

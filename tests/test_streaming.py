@@ -191,10 +191,12 @@ def test_no_compilation_and_no_host_arrays_after_the_first_block():
         tracemalloc.stop()
         jax.monitoring.unregister_event_duration_listener(listen)
     assert compiles == []
-    # Nothing kept per block: a leak of 10 bytes per block would grow every window of 100 blocks by
-    # 1 KB, while jax's dispatch caches settle once in a while (about 1-2 KB in one window).
+    # What happens per block shows in every window of 100 blocks; jax's dispatch caches settle
+    # once in a while (jax 0.11: 1-2 KB kept and a 24 KB transient, in one window). Nothing
+    # kept per block (a 10-byte leak would grow every window by 1 KB), and less than one
+    # block of float32 made on the host.
     assert min(growths) < 1000, growths
-    assert max(peaks) < block * 4, peaks  # Less than one block of float32 made on the host.
+    assert min(peaks) < block * 4, peaks
 
 
 def test_a_nan_block_is_silent_and_the_stream_recovers():

@@ -30,7 +30,7 @@ def stream_noise(start: int, count: int) -> np.ndarray:
 def test_the_onnx_block_step_renders_what_the_python_stream_renders(reverb):
     saved = saved_model(reverb)
     model, states, plan = synth_graph(saved)
-    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    runner = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     f0, loudness = melody(100)
     f0[42] = np.nan  # A block with a value that is not finite is silent; the stream goes on.
     state = {s.name: s.initial.copy() for s in states}
@@ -38,7 +38,7 @@ def test_the_onnx_block_step_renders_what_the_python_stream_renders(reverb):
     hop, start = plan.hop, 0
     for count in [1, 5, 3, 2, 1, 7, 5, 5, 4, 1, 2] * 2:  # Blocks of any number of frames.
         frames = slice(start, start + count)
-        audio, *next_state = session.run(
+        audio, *next_state = runner.run(
             None,
             {
                 **state,
@@ -102,13 +102,13 @@ def test_the_onnx_features_are_the_streaming_features(tmp_path):
     audio = (audio + 0.01 * rng.normal(size=t.size)).astype(np.float32)
     graph = features_graph("tiny", 512)
     onnx.checker.check_model(graph)
-    session = ort.InferenceSession(graph.SerializeToString(), providers=["CPUExecutionProvider"])
+    runner = ort.InferenceSession(graph.SerializeToString(), providers=["CPUExecutionProvider"])
     streaming = StreamingFeatures(320, 250, "tiny")
     blocks = [streaming.process(audio[i : i + 320]) for i in range(0, len(audio), 320)]
     expected = {name: np.concatenate([b[name] for b in blocks]) for name in blocks[0]}
     padded = np.concatenate([np.zeros(512, np.float32), audio])
     windows = np.lib.stride_tricks.sliding_window_view(padded, 1024)[::64]
-    found = np.stack(session.run(None, {"audio": windows[: len(expected["f0_hz"])]}), axis=1)
+    found = np.stack(runner.run(None, {"audio": windows[: len(expected["f0_hz"])]}), axis=1)
     cents = 1200 * np.abs(np.log2(found[:, 1] / expected["f0_hz"]))
     assert cents.max() < 0.1
     assert np.abs(found[:, 0] - expected["loudness_db"]).max() < 1e-3

@@ -725,10 +725,10 @@ def export_onnx(saved: SavedModel, out: str | Path, f0_model: str | None = "tiny
     return out
 
 
-def _check_io(path: Path, session: Any, inputs: dict[str, list[int]], outputs: dict) -> None:
-    """Raise ``ExportError`` unless ``session``'s inputs and outputs have these shapes."""
-    found_in = {i.name: list(i.shape) for i in session.get_inputs()}
-    found_out = {o.name: list(o.shape) for o in session.get_outputs()}
+def _check_io(path: Path, runner: Any, inputs: dict[str, list[int]], outputs: dict) -> None:
+    """Raise ``ExportError`` unless ``runner``'s inputs and outputs have these shapes."""
+    found_in = {i.name: list(i.shape) for i in runner.get_inputs()}
+    found_out = {o.name: list(o.shape) for o in runner.get_outputs()}
     if found_in != inputs or found_out != outputs:
         raise ExportError(
             f"{path}: its inputs {found_in} and outputs {found_out} do not match "
@@ -737,8 +737,8 @@ def _check_io(path: Path, session: Any, inputs: dict[str, list[int]], outputs: d
 
 
 def load_onnx(folder: str | Path, threads: int = 0) -> tuple[Any, Any, dict[str, Any]]:
-    """Open a folder ``export_onnx`` wrote in onnxruntime: ``(synth session, features
-    session, metadata)``, each graph checked against ``metadata.json``. ``threads``:
+    """Open a folder ``export_onnx`` wrote in onnxruntime: ``(synth runner, features
+    runner, metadata)``, each graph checked against ``metadata.json``. ``threads``:
     onnxruntime's threads per graph (0: one per physical core).
 
     Raises:
@@ -750,8 +750,8 @@ def load_onnx(folder: str | Path, threads: int = 0) -> tuple[Any, Any, dict[str,
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
-    # Two sessions run one after the other: threads that spin waiting for work would take
-    # the cores from the other session.
+    # The two graphs run one after the other: threads that spin waiting for work would take
+    # the cores from the other graph.
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
         metadata = json.loads((folder / "metadata.json").read_text())
@@ -762,10 +762,10 @@ def load_onnx(folder: str | Path, threads: int = 0) -> tuple[Any, Any, dict[str,
         raise ExportError(f"{folder}: not a complete ONNX export ({error}).") from error
     if metadata.get("format") != FORMAT or metadata.get("version") != VERSION:
         raise ExportError(f"{folder / 'metadata.json'}: not a {FORMAT} of version {VERSION}.")
-    sessions = []
+    runners = []
     for name in ("synth.onnx", "features.onnx"):
         try:
-            sessions.append(
+            runners.append(
                 onnxruntime.InferenceSession(
                     str(folder / name), options, providers=["CPUExecutionProvider"]
                 )
@@ -777,24 +777,24 @@ def load_onnx(folder: str | Path, threads: int = 0) -> tuple[Any, Any, dict[str,
             ) from error
     _check_io(
         folder / "synth.onnx",
-        sessions[0],
+        runners[0],
         {**state_shapes, "f0_hz": ["frames"], "loudness_db": ["frames"], "noise": ["samples"]},
         {"audio": ["samples"], **{f"next_{name}": shape for name, shape in state_shapes.items()}},
     )
     _check_io(
         folder / "features.onnx",
-        sessions[1],
+        runners[1],
         {"audio": ["frames", features["window"]]},
         {name: ["frames"] for name in features["outputs"]},
     )
-    written = sessions[0].get_modelmeta().custom_metadata_map
+    written = runners[0].get_modelmeta().custom_metadata_map
     for key in ("sample_rate", "hop", "latency"):
         if written.get(key) != str(metadata.get(key)):
             raise ExportError(
                 f"{folder / 'synth.onnx'}: made for {key} {written.get(key)}; metadata.json "
                 f"says {metadata.get(key)}."
             )
-    return sessions[0], sessions[1], metadata
+    return runners[0], runners[1], metadata
 
 
 class OnnxStream:

@@ -45,6 +45,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from ddsp_jax.inference import octave_shift
 from ddsp_jax.core.filters import filter_blocks, overlap_add
 from ddsp_jax.core.implementation import Implementation, current_implementation
 from ddsp_jax.core.noise import NOISE_CHUNK, uniform_noise
@@ -53,7 +54,6 @@ from ddsp_jax.core.phase import FixedPoint
 from ddsp_jax.core.units import DB_RANGE, hz_to_midi
 from ddsp_jax.features.notes import note_frames
 from ddsp_jax.features.streaming import StreamingFeatures
-from ddsp_jax.inference import octave_shift
 from ddsp_jax.models.autoencoder import preprocess
 from ddsp_jax.models.saved import SavedModel
 from ddsp_jax.processors.graph import ProcessorGraph
@@ -478,9 +478,12 @@ class _BlockStream:
         n = self.frames_due
         finite = self._fill(values, n)
         audio, self._state = self._step(self._params(), self._state, self._slots, np.int32(n))
+        # Wait for the step: on the CPU it may read the slots in place, and the next block
+        # refills them.
+        audio = np.asarray(audio)
         self._blocks += 1
         self._frames += n
-        return np.asarray(audio) if finite else np.zeros(self.plan.block_size, np.float32)
+        return audio if finite else np.zeros(self.plan.block_size, np.float32)
 
     def finish(self, **values: Any) -> np.ndarray:
         """The end of the stream: the last frames (fewer than ``frames_due``, possibly

@@ -4,7 +4,15 @@ import numpy as np
 import pytest
 
 from crepe import needs_weights
-from ddsp_jax.features.f0 import N_BINS, bins_to_cents, cents_to_hz, compute_f0, viterbi_bins
+from ddsp_jax.features.f0 import (
+    N_BINS,
+    ViterbiDecoder,
+    _decode,
+    bins_to_cents,
+    cents_to_hz,
+    compute_f0,
+    viterbi_bins,
+)
 
 
 def harmonic_tone(f0: float, sample_rate: int = 16000, seconds: float = 0.5) -> np.ndarray:
@@ -113,3 +121,60 @@ def test_crepe_at_100_hz_interpolated_to_250_hz_follows_a_vibrato():
     errors_250 = np.abs(1200 * np.log2(f0_250[:, 4:-4] / true_f0[:, 4:-4]))
     assert np.median(errors) < np.median(errors_250) + 1.0 and np.max(errors) < 30.0
     assert np.abs(confidence_100 - confidence_250)[:, 4:-4].max() < 0.1
+
+
+def wandering_salience(n_frames: int, seed: int = 0) -> np.ndarray:
+    """Salience of a pitch that wanders by up to 2 bins a frame, with noise everywhere and
+    stretches of 500 frames out of every 1500 without a pitch."""
+    rng = np.random.default_rng(seed)
+    salience = rng.uniform(0.0, 0.05, (n_frames, N_BINS)).astype(np.float32)
+    path = np.clip(150 + np.cumsum(rng.integers(-2, 3, n_frames)), 10, 340)
+    for frame in np.nonzero((np.arange(n_frames) // 500) % 3 != 2)[0]:
+        salience[frame, path[frame] - 2 : path[frame] + 3] += [0.2, 0.6, 0.9, 0.6, 0.2]
+    return salience
+
+
+def dense_viterbi(salience: np.ndarray) -> np.ndarray:
+    """CREPE's Viterbi in float64 over all 360 × 360 transitions (the plain reference)."""
+    distance = np.abs(np.arange(N_BINS)[:, None] - np.arange(N_BINS)[None, :])
+    transition = np.maximum(12 - distance, 0.0)
+    transition /= transition.sum(axis=1, keepdims=True)
+    with np.errstate(divide="ignore"):
+        log_transition = np.log(transition)
+    emission = np.log(salience / salience.sum(axis=1, keepdims=True) + 1e-12)
+    score, back = emission[0] - np.log(N_BINS), []
+    for frame in range(1, len(salience)):
+        candidates = score[:, None] + log_transition
+        back.append(candidates.argmax(axis=0))
+        score = candidates.max(axis=0) + emission[frame]
+    path = [int(score.argmax())]
+    for pointers in reversed(back):
+        path.append(int(pointers[path[-1]]))
+    return np.array(path[::-1])
+
+
+def test_viterbi_equals_the_dense_float64_reference_over_long_inputs():
+    salience = wandering_salience(3000)
+    np.testing.assert_array_equal(np.asarray(viterbi_bins(salience)), dense_viterbi(salience))
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 100, 3000])
+def test_viterbi_decoder_in_chunks_equals_the_whole_input_decoding(chunk):
+    salience = wandering_salience(3000, seed=1)
+    f0_hz, confidence = (np.asarray(x)[0] for x in _decode(salience[None], True))
+    decoder = ViterbiDecoder()
+    parts = [decoder.push(salience[i : i + chunk]) for i in range(0, len(salience), chunk)]
+    parts.append(decoder.finish())
+    np.testing.assert_array_equal(np.concatenate([f for f, _ in parts]), f0_hz)
+    np.testing.assert_array_equal(np.concatenate([c for _, c in parts]), confidence)
+    # Frames are returned as soon as the paths merge: little is pending after a chunk.
+    decoder.push(salience[:1000])
+    assert len(decoder._salience) < 50
+
+
+def test_viterbi_decoder_bounds_what_it_keeps_when_paths_do_not_merge():
+    flat = np.full((400, N_BINS), 1.0, np.float32)  # No pitch anywhere: paths never merge.
+    decoder = ViterbiDecoder(max_pending=150)
+    decided = sum(len(decoder.push(flat[i : i + 50])[0]) for i in range(0, 400, 50))
+    assert len(decoder._salience) <= 150 and decided == 400 - len(decoder._salience)
+    assert decided + len(decoder.finish()[0]) == 400

@@ -9,8 +9,9 @@ torch (``features.torch_weights``).
 Decoding (CREPE's own): the pitch of a frame is the salience-weighted mean of the cents of
 the nine bins around the chosen bin; the chosen bin is the per-frame argmax, or with
 ``viterbi`` the most likely path under CREPE's transition model (moves of at most 11 bins
-between frames, nearer ones more likely), which removes isolated octave jumps. Confidence is
-the frame's maximum salience.
+between frames, nearer ones more likely), which removes isolated octave jumps
+(``viterbi_bins`` on a whole input, ``ViterbiDecoder`` on one given a chunk at a time, with
+the same path). Confidence is the frame's maximum salience.
 """
 
 import functools
@@ -133,12 +134,66 @@ def _local_average_cents(salience: jax.Array, bins: jax.Array) -> jax.Array:
 
 
 @functools.lru_cache(maxsize=1)
-def _log_transition() -> np.ndarray:
+def _log_transition_band() -> np.ndarray:
+    """CREPE's log transition probabilities as a band ``[23, 360]``: entry ``[k, j]`` is the
+    move from bin ``j + k - 11`` to bin ``j`` (``-inf`` outside the bins; no other moves are
+    possible). Each row of the dense matrix, ``max(12 - |Δ|, 0)``, is normalised to sum to 1."""
+    radius = _MAX_JUMP - 1
     distance = np.abs(np.arange(N_BINS)[:, None] - np.arange(N_BINS)[None, :])
     transition = np.maximum(_MAX_JUMP - distance, 0).astype(np.float64)
     transition /= transition.sum(axis=1, keepdims=True)
+    band = np.zeros((2 * radius + 1, N_BINS))
+    to = np.arange(N_BINS)
+    for k in range(2 * radius + 1):
+        source = to + k - radius
+        inside = (source >= 0) & (source < N_BINS)
+        band[k, inside] = transition[source[inside], to[inside]]
     with np.errstate(divide="ignore"):
-        return np.log(transition).astype(np.float32)
+        return np.log(band).astype(np.float32)
+
+
+def _log_emission(salience: jax.Array) -> jax.Array:
+    """Viterbi's emission log-probabilities: each frame's salience normalised to sum to 1."""
+    return jnp.log(salience / jnp.sum(salience, axis=-1, keepdims=True) + 1e-12)
+
+
+def _viterbi_scan(score: jax.Array, log_emission: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Viterbi's forward pass from ``score`` ``[360]`` (the frame before) over emissions
+    ``[n_frames, 360]``: ``(score of the last frame, back pointers [n_frames, 360])``. Only
+    the 23 possible moves into each bin are scored (ties go to the lowest bin, as an argmax
+    over all 360 would). Each frame's score is shifted to a maximum of 0, so that float32
+    keeps its precision over inputs of any length (the shift changes no decision)."""
+    band = jnp.asarray(_log_transition_band())
+    radius = _MAX_JUMP - 1
+    to = jnp.arange(N_BINS)
+
+    def forward(score: jax.Array, emission: jax.Array) -> tuple[jax.Array, jax.Array]:
+        padded = jnp.pad(score, radius, constant_values=-jnp.inf)
+        candidates = jnp.stack([padded[k : k + N_BINS] for k in range(2 * radius + 1)]) + band
+        best_from = (to + jnp.argmax(candidates, axis=0) - radius).astype(jnp.int16)
+        new = jnp.max(candidates, axis=0) + emission
+        return new - jnp.max(new), best_from
+
+    return jax.lax.scan(forward, score, log_emission)
+
+
+_viterbi_forward = jax.jit(_viterbi_scan)
+
+
+def _initial_score(log_emission: jax.Array) -> jax.Array:
+    """The first frame's score (a uniform start), shifted to a maximum of 0."""
+    return log_emission - jnp.max(log_emission)
+
+
+def _trace_back(last: int, pointers: np.ndarray) -> np.ndarray:
+    """The bins of the frames ``[n, 360]`` pointers lead from (the frame before each), back
+    from bin ``last`` of the frame after them: ``[n]``."""
+    path = np.empty(len(pointers), np.int64)
+    bin_ = last
+    for frame in range(len(pointers) - 1, -1, -1):
+        bin_ = int(pointers[frame, bin_])
+        path[frame] = bin_
+    return path
 
 
 def viterbi_bins(salience: jax.Array) -> jax.Array:
@@ -147,24 +202,92 @@ def viterbi_bins(salience: jax.Array) -> jax.Array:
     Emissions are the frame's salience normalised to sum to 1; transitions CREPE's (a bin
     moves by at most 11 per frame, ``max(12 - |Δ|, 0)`` normalised); the start is uniform.
     """
-    log_emission = jnp.log(salience / jnp.sum(salience, axis=-1, keepdims=True) + 1e-12)
-    log_transition = jnp.asarray(_log_transition())
-
-    def forward(score: jax.Array, emission: jax.Array) -> tuple[jax.Array, jax.Array]:
-        candidates = score[:, None] + log_transition  # [from, to]
-        best_from = jnp.argmax(candidates, axis=0)
-        return jnp.max(candidates, axis=0) + emission, best_from
-
-    initial = log_emission[0] - jnp.log(float(N_BINS))
-    final, back = jax.lax.scan(forward, initial, log_emission[1:])
+    log_emission = _log_emission(salience)
+    final, back = _viterbi_scan(_initial_score(log_emission[0]), log_emission[1:])
 
     def backward(bin_: jax.Array, pointers: jax.Array) -> tuple[jax.Array, jax.Array]:
-        previous = pointers[bin_]
+        previous = pointers[bin_].astype(jnp.int32)
         return previous, previous
 
-    last = jnp.argmax(final)
+    last = jnp.argmax(final).astype(jnp.int32)
     _, path = jax.lax.scan(backward, last, back, reverse=True)
     return jnp.concatenate([path, last[None]])
+
+
+class ViterbiDecoder:
+    """``compute_f0``'s Viterbi decoding of salience given a chunk of frames at a time, in
+    bounded memory.
+
+    A frame's bin is known once every path that can still win passes through one bin of it
+    (the survivor paths have merged): ``push`` returns the f0 and confidence of the frames
+    decided so far, and keeps the salience and back pointers of the others only. The result
+    is frame for frame the whole input's Viterbi path. Paths that have not merged after
+    ``max_pending`` frames (possible only over long near-silence, where the salience is
+    flat) are cut there: the older frames take the path to the best bin of the newest frame,
+    which the paths' merging later can still change (the one case that may differ from the
+    whole input's decoding).
+
+    >>> salience = np.full((300, N_BINS), 1e-3, np.float32); salience[:, 100] = 0.9
+    >>> decoder = ViterbiDecoder()
+    >>> done = [decoder.push(salience[i : i + 100]) for i in range(0, 300, 100)]
+    >>> f0_hz, confidence = decoder.finish()
+    >>> sum(len(f) for f, _ in done) + len(f0_hz), round(float(confidence[-1]), 2)
+    (300, 0.9)
+    """
+
+    def __init__(self, max_pending: int = 15000) -> None:
+        check_positive_int("max_pending", max_pending)
+        self.max_pending = max_pending
+        self._score: jax.Array | None = None
+        self._salience = np.zeros((0, N_BINS), np.float32)
+        self._pointers = np.zeros((0, N_BINS), np.int16)  # Into the frame before each.
+
+    def _emit(self, n: int, last: int) -> tuple[np.ndarray, np.ndarray]:
+        """Decide the ``n`` oldest pending frames, the last of them at bin ``last``."""
+        bins = np.append(_trace_back(last, self._pointers[1:n]), last)
+        size = max(16, 1 << (n - 1).bit_length())  # Few shapes, so few compilations.
+        salience = np.zeros((size, N_BINS), np.float32)
+        salience[:n] = self._salience[:n]
+        f0_hz, confidence = _decode_padded(salience, np.pad(bins, (0, size - n)))
+        self._salience = self._salience[n:]
+        self._pointers = self._pointers[n:]
+        return np.asarray(f0_hz)[:n], np.asarray(confidence)[:n]
+
+    def push(self, salience: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Take the salience ``[n, 360]`` of the next frames; return ``(f0_hz, confidence)``
+        of the frames decided (oldest first, possibly none)."""
+        salience = np.asarray(salience, np.float32)
+        if len(salience) == 0:
+            return np.zeros(0, np.float32), np.zeros(0, np.float32)
+        log_emission = _log_emission(jnp.asarray(salience))
+        pointers = np.zeros((1, N_BINS), np.int16)  # The first frame has no frame before.
+        if self._score is None:
+            self._score, log_emission = _initial_score(log_emission[0]), log_emission[1:]
+        else:
+            pointers = pointers[:0]
+        self._score, back = _viterbi_forward(self._score, log_emission)
+        self._salience = np.concatenate([self._salience, salience])
+        self._pointers = np.concatenate([self._pointers, pointers, np.asarray(back)])
+        # Follow every bin of the newest frame back until the paths meet.
+        states = np.arange(N_BINS)
+        for frame in range(len(self._pointers) - 1, 0, -1):
+            states = self._pointers[frame, states]
+            if states.min() == states.max():
+                return self._emit(frame, int(states[0]))
+        excess = len(self._salience) - self.max_pending
+        if excess > 0:
+            last = _trace_back(int(jnp.argmax(self._score)), self._pointers[excess:])[0]
+            return self._emit(excess, int(last))
+        return np.zeros(0, np.float32), np.zeros(0, np.float32)
+
+    def finish(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(f0_hz, confidence)`` of the frames still pending: the path ends at the best bin
+        of the last frame. The decoder then starts again."""
+        if self._score is None:
+            return np.zeros(0, np.float32), np.zeros(0, np.float32)
+        result = self._emit(len(self._salience), int(jnp.argmax(self._score)))
+        self.__init__(self.max_pending)
+        return result
 
 
 @nnx.jit
@@ -172,11 +295,19 @@ def _salience(model: Crepe, frames: jax.Array) -> jax.Array:
     return model(frames)
 
 
+def _decode_bins(salience: jax.Array, bins: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """``(f0_hz, confidence)`` ``[...]`` of salience ``[..., 360]`` at the chosen ``bins``."""
+    return cents_to_hz(_local_average_cents(salience, bins)), jnp.max(salience, axis=-1)
+
+
 @functools.partial(jax.jit, static_argnums=(1,))
 def _decode(salience: jax.Array, viterbi: bool) -> tuple[jax.Array, jax.Array]:
     """Salience ``[batch, n_frames, 360]`` → ``(f0_hz, confidence)``, each ``[batch, n_frames]``."""
     bins = jax.vmap(viterbi_bins)(salience) if viterbi else jnp.argmax(salience, axis=-1)
-    return cents_to_hz(_local_average_cents(salience, bins)), jnp.max(salience, axis=-1)
+    return _decode_bins(salience, bins)
+
+
+_decode_padded = jax.jit(_decode_bins)
 
 
 def crepe_salience(

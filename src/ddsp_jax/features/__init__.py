@@ -1,9 +1,15 @@
 """Features computed from audio: CREPE f0 with confidence (weights read without torch),
-A-weighted loudness, note frames and a dataset's feature statistics, and the same features of
-audio that arrives block by block (``StreamingFeatures``)."""
+A-weighted loudness (of a whole signal, or of a long one chunk by chunk in bounded memory),
+note frames and a dataset's feature statistics, and the same features of audio that arrives
+block by block in real time (``StreamingFeatures``)."""
 
-from ddsp_jax.features.extract import FEATURE_NAMES, LOUDNESS_N_FFT, compute_features
-from ddsp_jax.features.f0 import Crepe, compute_f0, crepe_salience, load_crepe
+from ddsp_jax.features.extract import (
+    FEATURE_NAMES,
+    LOUDNESS_N_FFT,
+    compute_features,
+    features_in_chunks,
+)
+from ddsp_jax.features.f0 import Crepe, ViterbiDecoder, compute_f0, crepe_salience, load_crepe
 from ddsp_jax.features.notes import (
     CONFIDENT,
     NOTE_GAP_FRAMES,
@@ -25,10 +31,12 @@ __all__ = [
     "SILENCE_PEAK",
     "Crepe",
     "StreamingFeatures",
+    "ViterbiDecoder",
     "compute_f0",
     "compute_features",
     "crepe_salience",
     "feature_statistics",
+    "features_in_chunks",
     "is_silent",
     "load_crepe",
     "note_frames",

@@ -1,13 +1,24 @@
 """The conditioning features of audio: CREPE f0 with confidence, and A-weighted loudness."""
 
 import functools
+import math
+from collections.abc import Callable, Iterable
 
 import jax
 import numpy as np
+import soxr
 
 from ddsp_jax.core.spectral import compute_loudness
+from ddsp_jax.core.validation import check_positive_int
 from ddsp_jax.defaults import FRAME_RATE
-from ddsp_jax.features.f0 import compute_f0
+from ddsp_jax.features.f0 import (
+    FRAME_SIZE,
+    MODEL_SAMPLE_RATE,
+    ViterbiDecoder,
+    compute_f0,
+    crepe_salience,
+    load_crepe,
+)
 
 LOUDNESS_N_FFT = 512  # magenta's data preparation (prepare_tfrecord) computes loudness so.
 FEATURE_NAMES = ("f0_hz", "f0_confidence", "loudness_db")
@@ -48,3 +59,108 @@ def compute_features(
         features["f0_hz"] = np.asarray(f0_hz, np.float32)
         features["f0_confidence"] = np.asarray(confidence, np.float32)
     return features
+
+
+# Seconds of audio beyond a chunk's frames that resampling to CREPE's 16 kHz needs for the
+# chunk's resampled samples to equal the whole signal's (soxr's high-quality filter is far
+# shorter).
+_RESAMPLE_MARGIN_SECONDS = 0.05
+
+
+def features_in_chunks(
+    blocks: Iterable[np.ndarray],
+    sample_rate: int,
+    n_frames: int,
+    frame_rate: int = FRAME_RATE,
+    f0_model: str | None = "full",
+    loudness_n_fft: int = LOUDNESS_N_FFT,
+    chunk_frames: int = 2500,
+    progress: Callable[[int], None] | None = None,
+) -> dict[str, np.ndarray]:
+    """``compute_features`` of a signal of any length given as consecutive blocks, in
+    memory bounded by ``chunk_frames`` (not by the signal's length).
+
+    The frames are computed ``chunk_frames`` at a time from the chunk's audio and enough
+    audio either side for every window (and for resampling to CREPE's 16 kHz); Viterbi
+    decoding runs over the chunks' salience (``ViterbiDecoder``). The result is the first
+    ``n_frames`` frames of ``compute_features`` of the whole signal, the signal being zeros
+    after the blocks: the same arithmetic frame by frame, up to float32 rounding where CREPE
+    and the resampler see batches of another size.
+
+    Args:
+        blocks: Mono audio ``[n]`` blocks of any sizes at ``sample_rate``.
+        sample_rate: Samples per second (Hz).
+        n_frames: Frames to compute (frame ``i`` centred at ``i / frame_rate`` s).
+        frame_rate: Frames per second (Hz).
+        f0_model: ``"tiny"`` or ``"full"`` CREPE; None: loudness only.
+        loudness_n_fft: The loudness window (samples).
+        chunk_frames: Frames computed at a time (rounded up to whole samples per chunk).
+        progress: Called with the number of frames each chunk adds.
+
+    Returns:
+        ``{"f0_hz", "f0_confidence", "loudness_db"}`` (only ``loudness_db`` without an f0
+        model), each ``[n_frames]`` float32.
+    """
+    check_positive_int("n_frames", n_frames)
+    # Chunks start on frames that fall on whole samples at both rates.
+    unit = math.lcm(
+        frame_rate // math.gcd(frame_rate, sample_rate),
+        frame_rate // math.gcd(frame_rate, MODEL_SAMPLE_RATE),
+    )
+    reach = loudness_n_fft / 2 / sample_rate
+    if f0_model is not None:
+        reach = max(reach, FRAME_SIZE / 2 / MODEL_SAMPLE_RATE)
+        if sample_rate != MODEL_SAMPLE_RATE:
+            reach += _RESAMPLE_MARGIN_SECONDS
+    margin = -(-math.ceil(reach * frame_rate) // unit) * unit
+    chunk_frames = -(-chunk_frames // unit) * unit
+
+    def sample(frame: int) -> int:
+        return frame * sample_rate // frame_rate
+
+    source = iter(blocks)
+    # The signal from ``start`` on, as far as it has been read; zeros before the first sample.
+    buffer, start = np.zeros(sample(margin), np.float32), -sample(margin)
+    crepe = None if f0_model is None else load_crepe(f0_model)
+    decoder = ViterbiDecoder()
+    parts: dict[str, list[np.ndarray]] = {"f0_hz": [], "f0_confidence": [], "loudness_db": []}
+    for first in range(0, n_frames, chunk_frames):
+        count = min(chunk_frames, n_frames - first)
+        begin = sample(first - margin)
+        end = sample(first - margin + -(-count // unit) * unit + 2 * margin)
+        read, have = [buffer], start + len(buffer)
+        while have < end:
+            block = next(source, None)
+            read.append(
+                np.zeros(end - have, np.float32)
+                if block is None
+                else np.asarray(block, np.float32).reshape(-1)
+            )
+            have += len(read[-1])
+        buffer = np.concatenate(read)
+        piece = buffer[begin - start : end - start]
+        # Keep what the next chunk's windows reach back to.
+        buffer, start = (
+            buffer[sample(first + count - margin) - start :],
+            sample(first + count - margin),
+        )
+        kept = slice(margin, margin + count)
+        loudness = _loudness(piece[None], sample_rate, frame_rate, loudness_n_fft)
+        parts["loudness_db"].append(np.asarray(loudness)[0, kept])
+        if crepe is not None:
+            if sample_rate != MODEL_SAMPLE_RATE:
+                piece = soxr.resample(piece, sample_rate, MODEL_SAMPLE_RATE, "HQ")
+            salience = crepe_salience(crepe, piece[None], frame_rate, "center")[0, kept]
+            for name, values in zip(
+                ("f0_hz", "f0_confidence"), decoder.push(salience), strict=True
+            ):
+                parts[name].append(values)
+        if progress is not None:
+            progress(count)
+    if crepe is not None:
+        f0_hz, confidence = decoder.finish()
+        parts["f0_hz"].append(f0_hz)
+        parts["f0_confidence"].append(confidence)
+    return {
+        name: np.concatenate(values).astype(np.float32) for name, values in parts.items() if values
+    }

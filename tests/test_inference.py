@@ -2,17 +2,31 @@
 
 import dataclasses
 import json
+import subprocess
+import sys
 
 import jax
 import numpy as np
 import pytest
 import soundfile as sf
+import soxr
 from flax import nnx
 
 from crepe import needs_weights
 from ddsp_jax.cli import main
 from ddsp_jax.data.procedural import render_notes, sung_melody
-from ddsp_jax.inference import extract, resynthesize, synthesize, whole_frames
+from ddsp_jax.features import compute_features
+from ddsp_jax.inference import (
+    SilentInputError,
+    extract,
+    frames_covering,
+    model_for_length,
+    play,
+    resynthesize,
+    synthesize,
+    synthesize_blocks,
+)
+from ddsp_jax.models.autoencoder import render
 from ddsp_jax.models.saved import ModelError, load_model
 from ddsp_jax.serialization import to_dict
 from ddsp_jax.training import Trainer
@@ -105,10 +119,68 @@ def test_resynth_keeps_the_input_rate_length_and_is_one_pass(run, sample_rate, c
     out, features = resynthesize(saved, audio, sample_rate, f0_model="tiny")
     assert out.shape == (len(audio),) and np.all(np.isfinite(out))
     assert np.max(np.abs(out)) > 0
-    n_samples = whole_frames(round(0.37 * 16000), 16000, 250)
-    assert features["f0_hz"].shape == (n_samples // 64,)
+    assert features["f0_hz"].shape == (frames_covering(len(audio), sample_rate, 250),)
     confident = features["f0_hz"][features["f0_confidence"] > 0.5]
     assert np.median(np.abs(1200 * np.log2(confident / 330.0))) < 20
+
+
+def one_pass_resynthesis(saved, audio: np.ndarray, rate: int) -> np.ndarray:
+    """Resynthesis computed on the whole signal at once: the plain reference of ``play``."""
+    model_rate, frame_rate = saved.sample_rate, saved.frame_rate
+    at_model_rate = soxr.resample(audio, rate, model_rate, "HQ") if rate != model_rate else audio
+    n_frames = frames_covering(len(audio), rate, frame_rate)
+    hop = model_rate // frame_rate
+    padded = np.pad(at_model_rate, (0, n_frames * hop - len(at_model_rate)))
+    features = compute_features(padded[None], model_rate, frame_rate, "tiny")
+    conditioning = [features[name][:, :n_frames] for name in ("f0_hz", "loudness_db")]
+    out = np.asarray(render(model_for_length(saved, n_frames * hop), *conditioning)[0])
+    out = soxr.resample(out, model_rate, rate, "HQ") if rate != model_rate else out
+    return np.pad(out, (0, max(0, len(audio) - len(out))))[: len(audio)]
+
+
+@needs_weights
+@pytest.mark.parametrize("rate", [16000, 44100])
+def test_play_in_chunks_equals_the_one_pass_resynthesis(run, rate):
+    _, _, root = run
+    saved = load_model(root / "model")
+    voice, _ = sung_melody([57.0, 60.0, 64.0, 62.0], 0.75, rate)
+    written: list[np.ndarray] = []
+    blocks = [voice[i : i + 3000] for i in range(0, len(voice), 3000)]
+    play(saved, blocks, len(voice), rate, written.append, "tiny", chunk_seconds=0.4)
+    assert all(block.dtype == np.float32 for block in written)
+    out = np.concatenate(written)
+    expected = one_pass_resynthesis(saved, voice, rate)
+    assert out.shape == expected.shape == voice.shape
+    np.testing.assert_allclose(out, expected, atol=1e-4 * np.max(np.abs(expected)))
+
+
+def test_synthesis_blocks_join_to_the_one_pass_render(run):
+    _, examples, root = run
+    saved = load_model(root / "model")
+    f0_hz = np.tile(examples["f0_hz"][0], 13)[:317]  # 317 frames: blocks of 100 and 17.
+    loudness_db = np.tile(examples["loudness_db"][0], 13)[:317]
+    blocks = list(synthesize_blocks(saved, f0_hz, loudness_db, block_frames=100))
+    # The first block is shorter by the stream's latency, the last takes what remains.
+    assert len(blocks) == 4 and max(len(b) for b in blocks[:-1]) == 6400
+    expected = np.asarray(
+        render(model_for_length(saved, 317 * 64), f0_hz[None], loudness_db[None])[0]
+    )
+    np.testing.assert_allclose(np.concatenate(blocks), expected, atol=1e-5 * np.abs(expected).max())
+
+
+@needs_weights
+def test_play_writes_nothing_for_silence_or_bad_samples(run):
+    _, _, root = run
+    saved = load_model(root / "model")
+    written: list[np.ndarray] = []
+    dc = np.full(16000, 0.3, np.float32)  # A constant offset carries no sound.
+    with pytest.raises(SilentInputError, match="silent"):
+        play(saved, [dc[:5000], dc[5000:]], 16000, 16000, written.append, "tiny")
+    broken = tone(220.0, 1.0, 16000)
+    broken[12000] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        play(saved, [broken[:8000], broken[8000:]], 16000, 16000, written.append, "tiny")
+    assert written == []
 
 
 @needs_weights
@@ -148,10 +220,12 @@ def test_cli_resynth_and_its_bad_input(run, tmp_path, capsys):
     assert "missing model.json" in capsys.readouterr().err
 
 
-def test_extract_refuses_audio_shorter_than_a_frame(run):
+def test_extract_refuses_audio_shorter_than_a_frame_or_not_finite(run):
     _, _, root = run
     with pytest.raises(ValueError, match="shorter than one frame"):
         extract(load_model(root / "model"), np.ones(10, np.float32))
+    with pytest.raises(ValueError, match="NaN"):
+        extract(load_model(root / "model"), np.full(1000, np.inf, np.float32))
 
 
 def test_cli_export(run, tmp_path, capsys):
@@ -164,7 +238,7 @@ def test_cli_export(run, tmp_path, capsys):
 
 
 def test_octave_shift_minimises_the_distance_to_the_training_mean():
-    from ddsp_jax.inference import octave_shift
+    from ddsp_jax.adjustments import octave_shift
 
     assert octave_shift(50.0, 75.0) == 24  # 74 is 1 away; 86 would be 11.
     assert octave_shift(80.0, 60.0) == -24
@@ -176,7 +250,7 @@ def test_octave_shift_minimises_the_distance_to_the_training_mean():
 
 
 def test_quantile_mapping_takes_the_targets_distribution():
-    from ddsp_jax.inference import quantile_map
+    from ddsp_jax.adjustments import quantile_map
 
     rng = np.random.default_rng(0)
     values = rng.uniform(-50.0, -20.0, 20000)
@@ -191,7 +265,7 @@ def test_quantile_mapping_takes_the_targets_distribution():
 
 
 def test_adjust_quiets_only_non_note_frames_and_autotunes_notes():
-    from ddsp_jax.inference import adjust
+    from ddsp_jax.adjustments import adjust
 
     n = 200
     confidence = np.where(np.arange(n) < 150, 0.95, 0.1).astype(np.float32)
@@ -242,11 +316,12 @@ def test_transfer_reports_and_warns_when_the_output_does_not_follow_loudness(
     saved = load_model(root / "model")
     rate = saved.sample_rate
     voice, _ = sung_melody([55.0, 57.0, 59.0], 0.4, rate)
-    padded = np.pad(voice, (0, whole_frames(len(voice), rate, saved.frame_rate) - len(voice)))
+    n_frames = frames_covering(len(voice), rate, saved.frame_rate)
+    padded = np.pad(voice, (0, n_frames * rate // saved.frame_rate - len(voice)))
     unchanged = {"pitch_shift": 0.0, "loudness_shift": 0.0, "quiet_db": 0.0}
     for gain, expected_db in ((1.0, 0.0), (0.01, -40.0)):
         # A "model" that plays the input back: its loudness is the conditioning's (× gain).
-        monkeypatch.setattr(inference, "synthesize", lambda *_, g=gain: g * padded)
+        monkeypatch.setattr(inference, "synthesize_blocks", lambda *_, g=gain: iter([g * padded]))
         report = inference.transfer(saved, voice, rate, "tiny", **unchanged)[3]
         assert report["loudness_error_db"] == pytest.approx(expected_db, abs=0.5)
     sf.write(tmp_path / "voice.wav", voice, rate)
@@ -363,3 +438,35 @@ def test_bench_transfer_scores_how_the_output_follows_the_melody(run, capsys):
     out = capsys.readouterr().out
     for key in ("within_50_cents", "pitch_shift_semitones", "loudness_error_db"):
         assert key in out
+
+
+def peak_memory_of_resynth(model: str, audio: str, out: str) -> int:
+    """Peak resident memory (bytes) of ``ddsp resynth`` in a fresh process."""
+    code = (
+        "from ddsp_jax.cli import main; "
+        "from ddsp_jax.benchmarks.common import peak_rss_bytes; "
+        f"assert main(['resynth', {model!r}, {audio!r}, {out!r}, '--f0-model', 'tiny']) == 0; "
+        "print(peak_rss_bytes())"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=600
+    )
+    return int(result.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.slow
+@needs_weights
+def test_resynth_memory_does_not_grow_with_the_input(run, tmp_path):
+    _, _, root = run
+    peaks = {}
+    for seconds in (25, 100):
+        voice, _ = sung_melody([57.0, 60.0, 64.0, 62.0] * (seconds // 4), 1.0, 44100)
+        sf.write(tmp_path / f"{seconds}.wav", np.stack([voice, voice], axis=1), 44100)
+        peaks[seconds] = peak_memory_of_resynth(
+            str(root / "model"), str(tmp_path / f"{seconds}.wav"), str(tmp_path / "out.wav")
+        )
+        assert sf.info(tmp_path / "out.wav").frames == len(voice)
+    # Reading, features and synthesis go a chunk at a time: 75 s more audio (26 MB more of
+    # stereo float32 input, 27 MB more of CREPE salience if held at once) costs almost
+    # nothing.
+    assert peaks[100] - peaks[25] < 20e6, peaks

@@ -179,7 +179,7 @@ def test_live_refuses_settings_it_cannot_run(tmp_path, capsys):
     assert main([*args, "--output", str(blocked / "out.wav")]) == 1
     assert f"cannot write {blocked / 'out.wav'}" in capsys.readouterr().err
     assert main(["export", str(model), "--format", "stablehlo", "--out", str(blocked)]) == 1
-    assert f"ddsp export: error: cannot write {blocked}" in capsys.readouterr().err
+    assert f"ddsp export: error: exists and is not a folder ({blocked})" in capsys.readouterr().err
 
 
 @needs_weights

@@ -13,7 +13,7 @@ from typing import Any
 
 from ddsp_jax.benchmarks.suite import BENCHMARKS
 from ddsp_jax.defaults import FRAME_RATE, SAMPLE_RATE
-from ddsp_jax.files import audio_format, check_output, write_audio, write_json
+from ddsp_jax.files import audio_format, audio_writer, check_output, write_audio, write_json
 
 NO_CACHE_VARIABLE = "DDSP_JAX_NO_COMPILATION_CACHE"
 DEBUG_VARIABLE = "DDSP_JAX_DEBUG"  # Set to 1: errors show their traceback.
@@ -482,6 +482,7 @@ def _export(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from ddsp_jax.models.saved import ModelError
     from ddsp_jax.training.export import export_model, load_model_or_run, model_of_run
 
+    check_output(args.out, folder=True)
     try:
         saved = None
         if args.format != "model":
@@ -554,55 +555,83 @@ def _add_play_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+PLOT_SECONDS = 60.0  # ``ddsp transfer --plot`` shows the first minute.
+
+
+class _Head:
+    """The first ``size`` samples of the blocks passing through ``keep`` (in ``blocks``)."""
+
+    def __init__(self, size: int) -> None:
+        self.blocks: list[Any] = []
+        self.size = size
+        self.count = 0
+
+    def keep(self, block: Any) -> Any:
+        if self.count < self.size:
+            self.blocks.append(block[: self.size - self.count])
+            self.count += len(self.blocks[-1])
+        return block
+
+
 def _play(args: argparse.Namespace) -> int:
-    """``ddsp resynth`` and ``ddsp transfer``: audio in, the model's audio out."""
+    """``ddsp resynth`` and ``ddsp transfer``: audio in, the model's audio out, a block at a
+    time (memory does not grow with the input's length)."""
     import numpy as np
 
-    from ddsp_jax.data.audio import UnusableInputError, load_audio
+    from ddsp_jax.data.audio import UnusableInputError, audio_blocks, audio_info
     from ddsp_jax.features.torch_weights import WeightsError
-    from ddsp_jax.inference import LOUDNESS_WARNING_DB, SilentInputError, resynthesize, transfer
+    from ddsp_jax.inference import LOUDNESS_WARNING_DB, SilentInputError, play
     from ddsp_jax.models.saved import ModelError, load_model
 
     command = f"ddsp {args.command}"
-    report = None
+    plot = getattr(args, "plot", None)
     try:
         saved = load_model(args.model)
-        audio, details = load_audio(args.input, None)
-        check_audio_output(args.output, 4 * audio.size)
-        if getattr(args, "plot", None):
-            check_output(args.plot)
+        details = audio_info(args.input)
+        n_samples, rate = details["frames"], details["sample_rate"]
+        check_audio_output(args.output, 4 * n_samples)
+        if plot:
+            check_output(plot)
         f0_model = args.f0_model or (saved.statistics or {}).get("f0_model") or "full"
-        rate = details["sample_rate"]
-        try:
-            if args.command == "transfer":
-                out, features, adjusted, report = transfer(
+        adjustments = None
+        if args.command == "transfer":
+            adjustments = {
+                "pitch_shift": args.pitch_shift,
+                "loudness_shift": args.loudness_shift,
+                "quiet_db": args.quiet,
+                "autotune_amount": args.autotune,
+            }
+        heads = (_Head(round(PLOT_SECONDS * rate)), _Head(round(PLOT_SECONDS * rate)))
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+        with audio_writer(args.output, rate) as sink:
+            try:
+                rendering = play(
                     saved,
-                    audio,
+                    (heads[0].keep(block) for block in audio_blocks(args.input)),
+                    n_samples,
                     rate,
+                    lambda block: sink.write(heads[1].keep(block)),
                     f0_model,
-                    pitch_shift=args.pitch_shift,
-                    loudness_shift=args.loudness_shift,
-                    quiet_db=args.quiet,
-                    autotune_amount=args.autotune,
+                    adjustments,
+                    progress=True,
                 )
-            else:
-                out, _ = resynthesize(saved, audio, rate, f0_model)
-            message = ""
-        except SilentInputError as error:
-            out, message = np.zeros_like(audio), f" {str(error).capitalize()} Wrote silence."
+                message = ""
+            except SilentInputError as error:
+                rendering, message = None, f" {str(error).capitalize()} Wrote silence."
+                for start in range(0, n_samples, 1 << 16):
+                    sink.write(np.zeros(min(1 << 16, n_samples - start), np.float32))
     except UnusableInputError as error:
         print(f"{command}: error: {args.input}: {error}.", file=sys.stderr)
         return 1
     except (ModelError, ValueError, WeightsError) as error:
         print(f"{command}: error: {error}", file=sys.stderr)
         return 1
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    write_audio(args.output, out, rate, "FLOAT")
     verb = "Transferred" if args.command == "transfer" else "Resynthesised"
     print(
-        f"{verb} {args.input} ({len(audio) / rate:.2f} s at {rate} Hz) with "
+        f"{verb} {args.input} ({n_samples / rate:.2f} s at {rate} Hz) with "
         f"{args.model} (step {saved.step}, f0 by CREPE {f0_model}) into {args.output}.{message}"
     )
+    report = None if rendering is None else rendering.report
     if report is not None:
         loudness = report["loudness_shift_db"]
         print(
@@ -620,11 +649,20 @@ def _play(args: argparse.Namespace) -> int:
                 "(ddsp render-soundfont --phrases).",
                 file=sys.stderr,
             )
-        if args.plot:
+        if plot:
             from ddsp_jax import plots
 
-            plots.transfer(audio, out, rate, features, adjusted, saved.frame_rate, Path(args.plot))
-            print(f"Plot: {Path(args.plot).resolve()}")
+            frames = round(PLOT_SECONDS * saved.frame_rate)
+            plots.transfer(
+                np.concatenate(heads[0].blocks),
+                np.concatenate(heads[1].blocks),
+                rate,
+                {name: values[:frames] for name, values in rendering.features.items()},
+                {name: values[:frames] for name, values in rendering.adjusted.items()},
+                saved.frame_rate,
+                Path(plot),
+            )
+            print(f"Plot: {Path(plot).resolve()}")
     return 0
 
 
@@ -837,13 +875,14 @@ def _evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
     if args.max_examples <= 0:
         parser.error(f"--max-examples must be positive, got {args.max_examples}.")
+    out = Path(args.out) if args.out else Path(args.model) / "eval"
+    check_output(out, folder=True)
     try:
         saved = load_model_or_run(args.model)
         result, audio, examples = evaluate_model(saved, args.data, args.max_examples, args.f0_model)
     except (ModelError, ValueError, WeightsError) as error:
         print(f"ddsp eval: error: {error}", file=sys.stderr)
         return 1
-    out = Path(args.out) if args.out else Path(args.model) / "eval"
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "metrics.json", result)
     n_plot = min(3, len(audio))

@@ -6,10 +6,11 @@ a failed write removes its temporary and leaves whatever was there before untouc
 """
 
 import contextlib
+import errno
 import json
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,28 @@ def write_atomically(path: str | Path, data: bytes) -> None:
         temporary.write_bytes(data)
 
 
+def write_files(folder: str | Path, contents: dict[str, bytes], stale: Sequence[str] = ()) -> None:
+    """Write the files of one folder so that a failure changes none of them: each is written
+    under its temporary name first, and only when all are written are they renamed into
+    place, in ``contents``' order (the file a reader checks first, e.g. a folder's metadata,
+    goes last); then the files named in ``stale`` (an earlier version's that this one does
+    not have) are removed. A failed write removes the temporaries."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    temporaries = [temporary_path(folder / name) for name in contents]
+    try:
+        for temporary, data in zip(temporaries, contents.values(), strict=True):
+            temporary.write_bytes(data)
+    except BaseException:
+        for temporary in temporaries:
+            temporary.unlink(missing_ok=True)
+        raise
+    for temporary, name in zip(temporaries, contents, strict=True):
+        temporary.replace(folder / name)
+    for name in stale:
+        (folder / name).unlink(missing_ok=True)
+
+
 def write_json(path: str | Path, data: Any, indent: int = 1) -> None:
     """Write ``data`` as JSON (one trailing newline) to ``path``, atomically."""
     write_atomically(path, (json.dumps(data, indent=indent) + "\n").encode())
@@ -63,14 +86,45 @@ def audio_format(path: str | Path) -> str:
     return AUDIO_FORMATS[suffix]
 
 
-def write_audio(path: str | Path, audio: np.ndarray, sample_rate: int, subtype: str) -> None:
-    """Write ``audio`` (``[n_samples]`` or ``[n_samples, channels]``) to ``path`` atomically,
-    in the format its extension names (``audio_format``) and soundfile's ``subtype``."""
+def _audio_write_error(error: Exception, path: Path) -> OSError:
+    """libsndfile's failed write as the ``OSError`` of the system call under it (its errno,
+    e.g. ENOSPC on a full disk; EIO when unknown)."""
+    import soundfile
+
+    code = getattr(getattr(soundfile, "_ffi", None), "errno", 0) or errno.EIO
+    return OSError(code, f"{os.strerror(code)} (libsndfile: {error})", str(path))
+
+
+@contextlib.contextmanager
+def audio_writer(
+    path: str | Path, sample_rate: int, channels: int = 1, subtype: str = "FLOAT"
+) -> Iterator[Any]:
+    """A ``soundfile.SoundFile`` open for writing blocks, in the format ``path``'s extension
+    names (``audio_format``), under the temporary name: renamed to ``path`` when the block
+    ends without an exception, removed when it raises. A failed write raises ``OSError``
+    with the system's reason (libsndfile's own error says only "System error")."""
     import soundfile
 
     format_name = audio_format(path)
     with atomic_path(path) as temporary:
-        soundfile.write(temporary, audio, sample_rate, subtype=subtype, format=format_name)
+        try:
+            with soundfile.SoundFile(
+                temporary, "w", sample_rate, channels, subtype, format=format_name
+            ) as file:
+                try:
+                    yield file
+                except soundfile.LibsndfileError as error:
+                    raise _audio_write_error(error, Path(path)) from error
+        except soundfile.LibsndfileError as error:  # Opening, or the header on closing.
+            raise _audio_write_error(error, Path(path)) from error
+
+
+def write_audio(path: str | Path, audio: np.ndarray, sample_rate: int, subtype: str) -> None:
+    """Write ``audio`` (``[n_samples]`` or ``[n_samples, channels]``) to ``path`` atomically,
+    in the format its extension names (``audio_format``) and soundfile's ``subtype``."""
+    audio = np.asarray(audio)
+    with audio_writer(path, sample_rate, 1 if audio.ndim == 1 else audio.shape[1], subtype) as f:
+        f.write(audio)
 
 
 def save_figure(figure: Any, path: str | Path, **options: Any) -> None:

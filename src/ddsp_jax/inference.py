@@ -2,19 +2,19 @@
 and channel count."""
 
 import dataclasses
-import math
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import numpy as np
 import soxr
 from flax import nnx
 
-from ddsp_jax.core.units import DB_RANGE, hz_to_midi, midi_to_hz
-from ddsp_jax.features.extract import compute_features
-from ddsp_jax.features.notes import is_silent, note_frames
+from ddsp_jax.adjustments import adjust
+from ddsp_jax.features.extract import features_in_chunks
+from ddsp_jax.features.notes import SILENCE_PEAK, note_frames
 from ddsp_jax.models.autoencoder import Autoencoder, render
 from ddsp_jax.models.saved import SavedModel
+from ddsp_jax.streaming import Stream
 
 # ``ddsp transfer`` warns when, on the note frames, the output's loudness is this far (dB,
 # median) from the loudness it was conditioned on: the model does not follow the input.
@@ -33,41 +33,267 @@ def model_for_length(saved: SavedModel, n_samples: int) -> Autoencoder:
     return nnx.merge(graphdef, nnx.state(saved.model))
 
 
-def whole_frames(n_samples: int, sample_rate: int, frame_rate: int) -> int:
-    """The fewest samples ≥ ``n_samples`` that hold a whole number of frames."""
-    unit = sample_rate // math.gcd(sample_rate, frame_rate)
-    return -(-n_samples // unit) * unit
+def frames_covering(n_samples: int, sample_rate: int, frame_rate: int) -> int:
+    """The fewest frames whose hops cover ``n_samples`` at ``sample_rate``."""
+    return -(-n_samples * frame_rate // sample_rate)
 
 
 def extract(saved: SavedModel, audio: np.ndarray, f0_model: str = "full") -> dict[str, np.ndarray]:
     """The model's conditioning of mono ``audio`` ``[n_samples]`` at the model's sample rate:
     ``f0_hz``, ``f0_confidence``, ``loudness_db``, each ``[n_frames]`` with ``n_frames``
-    covering ``whole_frames`` samples (the audio zero-padded at the end).
+    covering ``n_samples`` (``frames_covering``; the audio zero beyond its end), computed in
+    bounded memory (``features_in_chunks``).
 
     Raises:
-        ValueError: For audio shorter than one frame.
+        ValueError: For audio shorter than one frame or with NaN/inf.
     """
     sample_rate, frame_rate = saved.sample_rate, saved.frame_rate
-    if len(audio) * frame_rate < sample_rate:
+    _check_length(len(audio), sample_rate, frame_rate)
+    n_frames = frames_covering(len(audio), sample_rate, frame_rate)
+    blocks = _InputCheck([audio])
+    return features_in_chunks(blocks, sample_rate, n_frames, frame_rate, f0_model)
+
+
+def _check_length(n_samples: int, sample_rate: int, frame_rate: int) -> None:
+    if n_samples * frame_rate < sample_rate:
         raise ValueError(
-            f"audio of {len(audio)} samples is shorter than one frame "
+            f"audio of {n_samples} samples is shorter than one frame "
             f"({sample_rate / frame_rate:g} samples at {sample_rate} Hz)."
         )
-    n_samples = whole_frames(len(audio), sample_rate, frame_rate)
-    padded = np.pad(np.asarray(audio, np.float32), (0, n_samples - len(audio)))
-    n_frames = n_samples * frame_rate // sample_rate
-    features = compute_features(padded[None], sample_rate, frame_rate, f0_model)
-    return {name: values[0, :n_frames] for name, values in features.items()}
+
+
+def synthesize_blocks(
+    saved: SavedModel, f0_hz: np.ndarray, loudness_db: np.ndarray, block_frames: int = 250
+) -> Iterator[np.ndarray]:
+    """The model's audio for conditioning ``[n_frames]``, ``n_frames · hop`` samples at the
+    model's rate in consecutive blocks of about ``block_frames · hop`` (the first shorter by
+    the stream's latency, the last what remains): the streaming engine (``streaming.Stream``)
+    carries the decoder's GRU state, the phase, the noise and the reverb's tail across
+    blocks, so memory does not grow with the input and the blocks equal the one-pass render
+    (``models.render``) within float32 rounding. A model whose hop is not a whole number of
+    samples is rendered in one pass."""
+    f0_hz = np.asarray(f0_hz, np.float32)
+    loudness_db = np.asarray(loudness_db, np.float32)
+    n_frames = len(f0_hz)
+    if saved.sample_rate % saved.frame_rate:
+        model = model_for_length(saved, n_frames * saved.sample_rate // saved.frame_rate)
+        yield np.asarray(render(model, f0_hz[None], loudness_db[None])[0])
+        return
+    hop = saved.sample_rate // saved.frame_rate
+    stream = Stream(saved, block_frames * hop)
+    skip, left = stream.latency, n_frames * hop  # Samples still to drop, and to return.
+    start = 0
+    while left > 0:
+        values = {"f0_hz": f0_hz[start : start + block_frames]}
+        values["loudness_db"] = loudness_db[start : start + block_frames]
+        if start + block_frames <= n_frames:
+            block = stream.process(**values)
+        else:
+            block = stream.finish(**values)
+        start += block_frames
+        block = block[skip : skip + left]
+        skip -= min(skip, stream.plan.block_size)
+        left -= len(block)
+        if len(block):
+            yield block
 
 
 def synthesize(saved: SavedModel, f0_hz: np.ndarray, loudness_db: np.ndarray) -> np.ndarray:
     """Audio ``[n_frames · hop]`` at the model's sample rate from conditioning
-    ``[n_frames]`` (one pass: the decoder's GRU and the oscillators' phase run through the
-    whole input, so there are no chunk boundaries)."""
-    n_samples = len(f0_hz) * saved.sample_rate // saved.frame_rate
-    model = model_for_length(saved, n_samples)
-    audio = render(model, np.asarray(f0_hz)[None], np.asarray(loudness_db)[None])
-    return np.asarray(audio[0])
+    ``[n_frames]``: ``synthesize_blocks`` joined (no chunk boundaries: every state runs
+    through the whole input)."""
+    return np.concatenate(list(synthesize_blocks(saved, f0_hz, loudness_db)))
+
+
+@dataclasses.dataclass
+class Rendering:
+    """What ``play`` did besides writing the audio.
+
+    Attributes:
+        features: The input's conditioning (``extract``).
+        adjusted: The conditioning the model played (``adjust``'s), None for resynthesis.
+        report: ``adjust``'s report plus ``loudness_error_db``, None for resynthesis.
+    """
+
+    features: dict[str, np.ndarray]
+    adjusted: dict[str, np.ndarray] | None = None
+    report: dict[str, Any] | None = None
+
+
+class _InputCheck:
+    """Mono input blocks checked for NaN/inf as they pass, and their peak once the mean is
+    removed (``features.notes.signal_peak``) gathered on the way."""
+
+    def __init__(self, blocks: Iterable[np.ndarray]) -> None:
+        self.blocks = blocks
+        self.total, self.count = 0.0, 0
+        self.low, self.high = np.inf, -np.inf
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        for block in self.blocks:
+            block = np.asarray(block, np.float32).reshape(-1)
+            if not np.all(np.isfinite(block)):
+                raise ValueError("the audio has NaN or infinite samples.")
+            if len(block):
+                self.total += float(np.sum(block, dtype=np.float64))
+                self.count += len(block)
+                self.low = min(self.low, float(block.min()))
+                self.high = max(self.high, float(block.max()))
+            yield block
+
+    def silent(self) -> bool:
+        if self.count == 0:
+            return True
+        mean = self.total / self.count
+        return max(self.high - mean, mean - self.low) < SILENCE_PEAK
+
+
+def _resampler(from_rate: int, to_rate: int) -> Callable[..., np.ndarray]:
+    """``resample(block, last=False)``: consecutive mono blocks at ``from_rate`` → at
+    ``to_rate`` by soxr's high-quality stream (the same samples as resampling the whole
+    signal at once); ``last`` flushes the filter."""
+    if from_rate == to_rate:
+        return lambda block, last=False: block
+    return soxr.ResampleStream(from_rate, to_rate, 1, "float32", "HQ").resample_chunk
+
+
+def _resampled(blocks: Iterable[np.ndarray], from_rate: int, to_rate: int) -> Iterator[np.ndarray]:
+    """``_resampler`` over a sequence of blocks."""
+    resample = _resampler(from_rate, to_rate)
+    for block in blocks:
+        yield resample(block)
+    yield resample(np.zeros(0, np.float32), last=True)
+
+
+def _progress(enabled: bool, total: float, description: str) -> Any:
+    """A bar in seconds of audio with an ETA (shown on a terminal only)."""
+    from tqdm.auto import tqdm
+
+    return tqdm(
+        total=round(total, 2),
+        unit="s",
+        desc=description,
+        dynamic_ncols=True,
+        disable=None if enabled else True,
+        bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s [{elapsed}<{remaining}]",
+    )
+
+
+def play(
+    saved: SavedModel,
+    blocks: Iterable[np.ndarray],
+    n_samples: int,
+    sample_rate: int,
+    write: Callable[[np.ndarray], None],
+    f0_model: str = "full",
+    adjustments: dict[str, Any] | None = None,
+    progress: bool = False,
+    chunk_seconds: float = 10.0,
+) -> Rendering:
+    """Resynthesis (``adjustments`` None) or timbre transfer (``adjust(**adjustments)``) of
+    audio of any length, in memory bounded by a chunk, not by the input.
+
+    The input's mono blocks at ``sample_rate`` are read once: resampled to the model's rate
+    as they come (soxr's stream) and turned into conditioning chunk by chunk
+    (``features_in_chunks``); then the model plays the (adjusted) conditioning block by
+    block (``synthesize_blocks``), and each block, resampled back to ``sample_rate``, goes to
+    ``write``: ``n_samples`` samples in all, the input's length. The result equals the
+    one-pass computation on the whole input within float32 rounding.
+
+    Args:
+        saved: The model.
+        blocks: The input, mono ``[n]`` blocks of any sizes, ``n_samples`` in all.
+        n_samples: The input's length (samples at ``sample_rate``).
+        sample_rate: The input's and output's samples per second (Hz).
+        write: Called with each output block, in order.
+        f0_model: ``"tiny"`` or ``"full"`` CREPE.
+        adjustments: ``adjust``'s settings for timbre transfer; None resynthesises.
+        progress: Show progress bars with an ETA on a terminal.
+        chunk_seconds: Audio whose features are computed at a time (memory grows with it).
+
+    Raises:
+        SilentInputError: For audio without sound (peak below −80 dBFS once the mean is
+            removed), or, for transfer, without note frames; nothing has been written then.
+        ValueError: For audio shorter than one frame or with NaN/inf.
+    """
+    frame_rate, model_rate = saved.frame_rate, saved.sample_rate
+    _check_length(n_samples * model_rate // sample_rate, model_rate, frame_rate)
+    n_frames = frames_covering(n_samples, sample_rate, frame_rate)
+    seconds = n_samples / sample_rate
+    checked = _InputCheck(blocks)
+    with _progress(progress, seconds, "features") as bar:
+        features = features_in_chunks(
+            _resampled(checked, sample_rate, model_rate),
+            model_rate,
+            n_frames,
+            frame_rate,
+            f0_model,
+            chunk_frames=max(1, round(chunk_seconds * frame_rate)),
+            progress=lambda frames: bar.update(round(frames / frame_rate, 2)),
+        )
+    if checked.silent():
+        raise SilentInputError("the audio is silent: no notes were detected.")
+    rendering = Rendering(features)
+    conditioning = features
+    if adjustments is not None:
+        conditioning, report = adjust(features, saved.statistics, **adjustments)
+        if report["note_frames"] == 0:
+            raise SilentInputError("no notes were detected (no confidently pitched frames).")
+        rendering.adjusted, rendering.report = conditioning, report
+    resample, left = _resampler(model_rate, sample_rate), n_samples
+
+    def send(block: np.ndarray) -> None:
+        """Write ``block`` (at ``sample_rate``) up to the input's length."""
+        nonlocal left
+        block = block[:left]
+        left -= len(block)
+        if len(block):
+            write(block.astype(np.float32))
+
+    def played(bar: Any) -> Iterator[np.ndarray]:
+        """The model's blocks at its rate, each written as it passes."""
+        for block in synthesize_blocks(saved, conditioning["f0_hz"], conditioning["loudness_db"]):
+            send(resample(block))
+            bar.update(round(len(block) / model_rate, 2))
+            yield block
+        send(resample(np.zeros(0, np.float32), last=True))
+        send(np.zeros(left, np.float32))
+
+    with _progress(progress, seconds, "synthesis") as bar:
+        blocks_out = played(bar)
+        if rendering.report is not None:
+            out = features_in_chunks(blocks_out, model_rate, n_frames, frame_rate, None)
+            mask = note_frames(features["f0_confidence"], features["loudness_db"])
+            error = out["loudness_db"] - conditioning["loudness_db"]
+            rendering.report["loudness_error_db"] = float(np.median(error[mask]))
+        for _ in blocks_out:  # What the loudness did not need.
+            pass
+    return rendering
+
+
+def _play_array(
+    saved: SavedModel,
+    audio: np.ndarray,
+    sample_rate: int,
+    f0_model: str,
+    adjustments: dict[str, Any] | None,
+    chunk: int = 1 << 16,
+    **options: Any,
+) -> tuple[np.ndarray, Rendering]:
+    """``play`` (with ``options``) on an array (``[n_samples]`` or ``[n_samples, channels]``),
+    into an array."""
+    mono = np.asarray(audio, np.float32)
+    mono = mono.mean(axis=1) if mono.ndim == 2 else mono
+    out, filled = np.zeros(len(mono), np.float32), 0
+
+    def write(block: np.ndarray) -> None:
+        nonlocal filled
+        out[filled : filled + len(block)] = block
+        filled += len(block)
+
+    blocks = (mono[i : i + chunk] for i in range(0, len(mono), chunk))
+    rendering = play(saved, blocks, len(mono), sample_rate, write, f0_model, adjustments, **options)
+    return out, rendering
 
 
 def resynthesize(
@@ -75,7 +301,7 @@ def resynthesize(
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Resynthesise ``audio`` (``[n_samples]`` or ``[n_samples, channels]``, at
     ``sample_rate``) with the model: features extracted at the model's rate, synthesis there,
-    the result resampled back to ``sample_rate`` with the input's length.
+    the result resampled back to ``sample_rate`` with the input's length (``play``).
 
     Returns:
         ``(audio [n_samples] at sample_rate, features)``.
@@ -84,137 +310,8 @@ def resynthesize(
         SilentInputError: For audio without sound (peak below −80 dBFS).
         ValueError: For audio shorter than one frame or with NaN/inf.
     """
-    at_model_rate, n_samples = _at_model_rate(saved, audio, sample_rate)
-    features = extract(saved, at_model_rate, f0_model)
-    out = synthesize(saved, features["f0_hz"], features["loudness_db"])
-    return _at_input_rate(saved, out, sample_rate, n_samples), features
-
-
-def _at_model_rate(
-    saved: SavedModel, audio: np.ndarray, sample_rate: int
-) -> tuple[np.ndarray, int]:
-    """Mono ``audio`` at the model's sample rate, and the input's length (samples)."""
-    audio = np.asarray(audio, np.float32)
-    if audio.ndim == 2:
-        audio = audio.mean(axis=1)
-    if not np.all(np.isfinite(audio)):
-        raise ValueError("the audio has NaN or infinite samples.")
-    if is_silent(audio):
-        raise SilentInputError("the audio is silent: no notes were detected.")
-    if sample_rate != saved.sample_rate:
-        return soxr.resample(audio, sample_rate, saved.sample_rate, "HQ").astype(np.float32), len(
-            audio
-        )
-    return audio, len(audio)
-
-
-def _at_input_rate(
-    saved: SavedModel, out: np.ndarray, sample_rate: int, n_samples: int
-) -> np.ndarray:
-    """Synthesis at the model's rate → ``n_samples`` at ``sample_rate``."""
-    if sample_rate != saved.sample_rate:
-        out = soxr.resample(out, saved.sample_rate, sample_rate, "HQ")
-    return np.pad(out, (0, max(0, n_samples - len(out))))[:n_samples].astype(np.float32)
-
-
-# ----------------------------------------------------------------------------------------------
-# Timbre transfer: magenta's adjustments of the conditioning toward the training data.
-# ----------------------------------------------------------------------------------------------
-def octave_shift(mean_pitch: float, target_mean_pitch: float) -> int:
-    """The whole-octave shift (semitones) that brings ``mean_pitch`` closest to
-    ``target_mean_pitch`` (MIDI)."""
-    return 12 * round((target_mean_pitch - mean_pitch) / 12.0)
-
-
-def quantile_map(
-    values: np.ndarray, mask: np.ndarray, target_quantiles: Sequence[float]
-) -> np.ndarray:
-    """Map ``values`` so that those under ``mask`` take the distribution whose quantiles
-    (0-100 %, evenly spaced) are ``target_quantiles``: each value goes to the target quantile
-    of its rank among the masked values (a monotone map, applied to every value; values
-    beyond the masked range take the target's extremes)."""
-    target = np.asarray(target_quantiles, np.float64)
-    percent = np.linspace(0.0, 100.0, len(target))
-    source = np.percentile(np.asarray(values, np.float64)[mask], percent)
-    # Ties in the source quantiles (e.g. many frames at the floor) would make interp ambiguous.
-    source = source + np.arange(len(source)) * 1e-9
-    return np.interp(values, source, target).astype(np.float32)
-
-
-def autotune(f0_midi: np.ndarray, mask: np.ndarray, amount: float) -> np.ndarray:
-    """Pull pitch toward the nearest semitone by ``amount`` (0: unchanged, 1: on the
-    semitone), in the input's own tuning (the circular mean offset from 12-TET over
-    ``mask``'s frames, as magenta's ``get_tuning_factor``), on ``mask``'s frames only."""
-    f0_midi = np.asarray(f0_midi, np.float64)
-    if not 0.0 <= amount <= 1.0:
-        raise ValueError(f"autotune amount must be in [0, 1], got {amount}.")
-    if amount == 0.0 or not np.any(mask):
-        return f0_midi.astype(np.float32)
-    angle = 2 * np.pi * f0_midi[mask]
-    tuning = np.angle(np.mean(np.exp(1j * angle))) / (2 * np.pi)  # Semitones, in [-0.5, 0.5).
-    target = np.round(f0_midi - tuning) + tuning
-    tuned = np.where(mask, f0_midi + amount * (target - f0_midi), f0_midi)
-    return tuned.astype(np.float32)
-
-
-def adjust(
-    features: dict[str, np.ndarray],
-    statistics: dict[str, Any] | None,
-    pitch_shift: float | str = "auto",
-    loudness_shift: float | str = "auto",
-    quiet_db: float = 20.0,
-    autotune_amount: float = 0.0,
-) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """magenta's timbre-transfer adjustments of ``features`` (``f0_hz``, ``f0_confidence``,
-    ``loudness_db``, each ``[n_frames]``) toward the model's training ``statistics``.
-
-    ``pitch_shift``: semitones, or ``"auto"``: the whole octaves that bring the mean pitch of
-    the note frames closest to the training mean pitch. ``loudness_shift``: dB, or
-    ``"auto"``: quantile mapping of the note frames' loudness onto the training note
-    loudness. Frames that are not notes are then lowered by ``quiet_db``; ``autotune_amount``
-    pulls the note frames' pitch toward semitones.
-
-    Returns:
-        ``(adjusted features, report)``: the report gives the shifts applied and the number
-        of note frames.
-
-    Raises:
-        ValueError: For ``"auto"`` without statistics, or a bad setting.
-    """
-    loudness = np.asarray(features["loudness_db"], np.float32)
-    f0_midi = np.asarray(hz_to_midi(features["f0_hz"]), np.float64)
-    mask = note_frames(features["f0_confidence"], loudness)
-    auto = [
-        name for name, v in (("pitch", pitch_shift), ("loudness", loudness_shift)) if v == "auto"
-    ]
-    if auto and (statistics is None or statistics.get("mean_pitch_midi") is None):
-        raise ValueError(
-            f"automatic {' and '.join(auto)} shift needs the model's training statistics, and "
-            "this model has none with pitched frames: give the shifts in semitones and dB."
-        )
-    report: dict[str, Any] = {"note_frames": int(mask.sum()), "n_frames": len(mask)}
-    if pitch_shift == "auto":
-        pitch_shift = (
-            octave_shift(float(np.mean(f0_midi[mask])), statistics["mean_pitch_midi"])
-            if mask.any()
-            else 0
-        )
-    report["pitch_shift_semitones"] = float(pitch_shift)
-    f0_midi = autotune(f0_midi, mask, autotune_amount) + float(pitch_shift)
-    if loudness_shift == "auto":
-        report["loudness_shift_db"] = "quantile map"
-        if mask.any():
-            loudness = quantile_map(loudness, mask, statistics["note_loudness_db_quantiles"])
-    else:
-        report["loudness_shift_db"] = float(loudness_shift)
-        loudness = loudness + float(loudness_shift)
-    loudness = np.where(mask, loudness, loudness - quiet_db)
-    adjusted = {
-        "f0_hz": np.asarray(midi_to_hz(f0_midi), np.float32),
-        "f0_confidence": np.asarray(features["f0_confidence"], np.float32),
-        "loudness_db": np.maximum(loudness, -DB_RANGE).astype(np.float32),
-    }
-    return adjusted, report
+    out, rendering = _play_array(saved, audio, sample_rate, f0_model, None)
+    return out, rendering.features
 
 
 def transfer(
@@ -236,14 +333,5 @@ def transfer(
     Raises:
         SilentInputError: For silent audio; ValueError for audio shorter than a frame.
     """
-    at_model_rate, n_samples = _at_model_rate(saved, audio, sample_rate)
-    features = extract(saved, at_model_rate, f0_model)
-    adjusted, report = adjust(features, saved.statistics, **adjustments)
-    if report["note_frames"] == 0:
-        raise SilentInputError("no notes were detected (no confidently pitched frames).")
-    out = synthesize(saved, adjusted["f0_hz"], adjusted["loudness_db"])
-    out_loudness = compute_features(out[None], saved.sample_rate, saved.frame_rate, None)
-    mask = note_frames(features["f0_confidence"], features["loudness_db"])
-    error = out_loudness["loudness_db"][0, : len(mask)] - adjusted["loudness_db"]
-    report["loudness_error_db"] = float(np.median(error[mask]))
-    return _at_input_rate(saved, out, sample_rate, n_samples), features, adjusted, report
+    out, rendering = _play_array(saved, audio, sample_rate, f0_model, adjustments)
+    return out, rendering.features, rendering.adjusted, rendering.report

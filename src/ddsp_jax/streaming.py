@@ -45,7 +45,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from ddsp_jax.inference import octave_shift
+from ddsp_jax.adjustments import octave_shift
 from ddsp_jax.core.filters import filter_blocks, overlap_add
 from ddsp_jax.core.implementation import Implementation, current_implementation
 from ddsp_jax.core.noise import NOISE_CHUNK, uniform_noise

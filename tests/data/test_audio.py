@@ -5,7 +5,7 @@ import pytest
 import soundfile as sf
 from test_prepare import tone
 
-from ddsp_jax.data.audio import UnusableInputError, load_audio
+from ddsp_jax.data.audio import UnusableInputError, audio_blocks, audio_info, load_audio
 
 
 def test_stereo_is_downmixed_and_resampled(tmp_path):
@@ -36,3 +36,22 @@ def test_a_streamed_wav_with_placeholder_lengths_is_not_called_truncated(tmp_pat
     (tmp_path / "t.wav").write_bytes(whole[: len(whole) // 2])
     with pytest.raises(UnusableInputError, match="truncated"):
         load_audio(tmp_path / "t.wav", 16000)
+
+
+@pytest.mark.parametrize(
+    ("channels", "subtype", "tolerance"),
+    [(6, "PCM_16", 1e-4), (1, "ULAW", 0.02), (1, "ALAW", 0.02), (2, "PCM_U8", 0.01)],
+)
+def test_multichannel_and_companded_wavs_read_as_their_mono_mix(
+    tmp_path, channels, subtype, tolerance
+):
+    t = np.arange(8000) / 8000
+    tracks = np.stack([0.1 * (k + 1) * np.sin(2 * np.pi * 300 * t) for k in range(channels)], 1)
+    sf.write(tmp_path / "in.wav", tracks, 8000, subtype=subtype)
+    info = audio_info(tmp_path / "in.wav")
+    assert info["channels"] == channels and info["frames"] == 8000 and info["subtype"] == subtype
+    mono, _ = load_audio(tmp_path / "in.wav", None)
+    np.testing.assert_allclose(mono, tracks.mean(axis=1), atol=tolerance)
+    blocks = list(audio_blocks(tmp_path / "in.wav", 3000))
+    assert [len(b) for b in blocks] == [3000, 3000, 2000]
+    np.testing.assert_array_equal(np.concatenate(blocks), mono)

@@ -4,6 +4,7 @@ import io
 import json
 import struct
 import tarfile
+from pathlib import Path
 
 import google_crc32c
 import numpy as np
@@ -188,3 +189,20 @@ def test_json_wav_folder_and_bad_inputs(tmp_path):
         list(read_notes(tmp_path / "empty.tar"))
     with pytest.raises(NSynthError, match="does not exist"):
         list(read_notes(tmp_path / "missing.tfrecord"))
+
+
+def test_a_tar_whose_names_climb_out_of_the_archive_writes_nothing_outside(tmp_path):
+    written = notes()
+    path = tmp_path / "inside" / "nsynth.tar.gz"
+    path.parent.mkdir()
+    with tarfile.open(path, "w:gz") as archive:
+        members = [(f"../../escape/{n['note_str']}.wav", wav_bytes(n["audio"])) for n in written]
+        members.append(("/abs/examples.json", labels_json(written)))
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    # Members are read in memory by their base names: the notes, and no file anywhere.
+    check_round_trip(list(read_notes(path)), written)
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["inside", "nsynth.tar.gz"]
+    assert not Path("/abs").exists()

@@ -231,3 +231,21 @@ def test_graph_config_passes_every_processor_option_through(rng):
     ir = jnp.zeros((1, 500)).at[0, 10].set(1.0)
     out = given_ir({**controls, "ir": ir}, key=jax.random.key(0))
     np.testing.assert_allclose(out["audio"][0, 10:], out["dry"][0, :-10], atol=1e-4)
+
+
+@pytest.mark.parametrize("logit", [1e30, -1e30, 3e38])
+def test_huge_raw_controls_give_bounded_finite_audio(rng, logit):
+    config = ProcessorGraphConfig(n_samples=8000, n_harmonics=20, reverb="ir", reverb_length=2000)
+    graph = ProcessorGraph(config, rngs=nnx.Rngs(0))
+    controls = random_controls(rng, 1, 125, n_harmonics=20)
+    signs = np.where(np.arange(20) % 2, 1.0, -1.0).astype(np.float32)
+    controls["amplitudes"] = jnp.full((1, 125, 1), logit, jnp.float32)
+    controls["harmonic_distribution"] = jnp.asarray(logit * signs)[None, None].repeat(125, 1)
+    controls["noise_magnitudes"] = jnp.full((1, 125, 65), logit, jnp.float32)
+    scaled = graph.get_controls(controls)
+    # exp_sigmoid bounds every scaled control by its maximum (2) whatever the logit.
+    for name in ("amplitudes", "harmonic_distribution", "noise_magnitudes"):
+        value = np.asarray(scaled[name])
+        assert np.all(np.isfinite(value)) and np.all(np.abs(value) <= 2.0 + 1e-6), name
+    audio = np.asarray(graph(controls, key=jax.random.key(0))["audio"])
+    assert np.all(np.isfinite(audio))

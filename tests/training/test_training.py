@@ -4,18 +4,21 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import jax
 import numpy as np
 import optax
 import pytest
+from flax import nnx
 
+from ddsp_jax.cli import main
 from ddsp_jax.data.procedural import render_notes
 from ddsp_jax.serialization import to_dict
-from ddsp_jax.training import PRESETS, Trainer, TrainingError, read_metrics
-from ddsp_jax.training.config import LossConfig, load, override
+from ddsp_jax.training import PRESETS, Trainer, TrainingError, read_metrics, restore_model
+from ddsp_jax.training.config import DataConfig, LossConfig, load, override
 from ddsp_jax.training.examples import ExampleSource, load_npz, split
-from ddsp_jax.training.metrics import TENSORBOARD_DIR, MetricsLog
+from ddsp_jax.training.metrics import METRICS_FILE, TENSORBOARD_DIR, MetricsLog
 from tiny import tiny_config
 
 
@@ -449,3 +452,37 @@ def test_a_checkpoint_beyond_the_file_size_limit_is_refused_before_writing(tmp_p
         [sys.executable, "-c", script], capture_output=True, text=True, check=True
     )
     assert "the file-size limit (ulimit -f: 100000 bytes) is below" in result.stdout
+
+
+@pytest.mark.slow
+def test_a_training_process_killed_with_sigkill_resumes_to_the_same_run(tmp_path):
+    config = tiny_config(
+        steps=10, checkpoint_every=2, data=DataConfig(n_train=4, n_test=2, example_seconds=0.1)
+    )
+    (tmp_path / "config.json").write_text(json.dumps(to_dict(config)))
+    train = ["train", "--config", str(tmp_path / "config.json")]
+    assert main([*train, "--out", str(tmp_path / "straight")]) == 0
+    # SIGKILL at a step drawn at random (printed for a rerun): nothing gets to clean up.
+    kill_after = int(np.random.default_rng().integers(2, 9))
+    print(f"killing after step {kill_after}")
+    code = f"from ddsp_jax.cli import main; main({[*train, '--out', str(tmp_path / 'killed')]!r})"
+    process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL)
+    metrics = tmp_path / "killed" / METRICS_FILE
+    deadline = time.monotonic() + 240
+    while not (metrics.exists() and len(metrics.read_text().splitlines()) >= kill_after):
+        assert process.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    assert main(["train", "--out", str(tmp_path / "killed"), "--resume"]) == 0
+    losses = [
+        {m["step"]: m["loss"] for m in read_metrics(tmp_path / run)}
+        for run in ("straight", "killed")
+    ]
+    assert losses[0] == losses[1] and sorted(losses[1]) == list(range(1, 11))
+    for straight, killed in zip(
+        jax.tree.leaves(nnx.state(restore_model(tmp_path / "straight", config)[0], nnx.Param)),
+        jax.tree.leaves(nnx.state(restore_model(tmp_path / "killed", config)[0], nnx.Param)),
+        strict=True,
+    ):
+        np.testing.assert_array_equal(np.asarray(straight), np.asarray(killed))

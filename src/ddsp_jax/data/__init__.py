@@ -9,6 +9,8 @@ from ddsp_jax.data.audio import (
     AUDIO_EXTENSIONS,
     InputError,
     UnusableInputError,
+    audio_blocks,
+    audio_info,
     find_audio_files,
     load_audio,
 )
@@ -26,6 +28,8 @@ __all__ = [
     "PrepareError",
     "PreparedDataset",
     "UnusableInputError",
+    "audio_blocks",
+    "audio_info",
     "find_audio_files",
     "load_audio",
     "make_instrument",

@@ -3,7 +3,7 @@ that tell a usable file from a damaged one."""
 
 import glob
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +79,50 @@ def _truncated(log: str) -> bool:
     return present < stated < _UNKNOWN_LENGTH
 
 
+def audio_info(path: str | Path) -> dict[str, Any]:
+    """What a file holds, checked before reading it: ``sample_rate``, ``channels``,
+    ``subtype``, ``frames`` (samples per channel) and ``seconds``.
+
+    Raises:
+        UnusableInputError: For an unreadable, truncated or empty file.
+    """
+    try:
+        info = sf.info(str(path))
+    except (sf.LibsndfileError, RuntimeError, EOFError) as error:
+        raise UnusableInputError(
+            f"unreadable audio ({error}); libsndfile {sf.__libsndfile_version__} reads "
+            f"{readable_formats()}"
+        ) from error
+    if _truncated(info.extra_info):
+        raise UnusableInputError("truncated: the header promises more audio than the file holds")
+    if info.frames == 0:
+        raise UnusableInputError("no samples")
+    return {
+        "sample_rate": int(info.samplerate),
+        "channels": int(info.channels),
+        "subtype": info.subtype,
+        "frames": int(info.frames),
+        "seconds": info.frames / info.samplerate,
+    }
+
+
+def audio_blocks(path: str | Path, block_size: int = 1 << 16) -> Iterator[np.ndarray]:
+    """The file's audio as consecutive mono float32 blocks ``[≤ block_size]`` at its own
+    rate (channels averaged), read a block at a time: memory does not grow with the file.
+
+    Raises:
+        UnusableInputError: For a file that cannot be read to its end, or NaN/inf samples.
+    """
+    try:
+        with sf.SoundFile(str(path)) as file:
+            for block in file.blocks(block_size, dtype="float32", always_2d=True):
+                if not np.all(np.isfinite(block)):
+                    raise UnusableInputError("NaN or infinite samples")
+                yield block.mean(axis=1)
+    except (sf.LibsndfileError, RuntimeError, EOFError) as error:
+        raise UnusableInputError(f"unreadable audio ({error})") from error
+
+
 def load_audio(path: str | Path, sample_rate: int | None) -> tuple[np.ndarray, dict[str, Any]]:
     """Mono float32 audio ``[n_samples]`` at ``sample_rate`` (None: the file's) from any file
     libsndfile reads (any rate and bit depth; channels averaged; resampled with soxr's
@@ -91,27 +135,12 @@ def load_audio(path: str | Path, sample_rate: int | None) -> tuple[np.ndarray, d
     Raises:
         UnusableInputError: For an unreadable, truncated or empty file, or NaN/inf samples.
     """
-    try:
-        info = sf.info(str(path))
-        audio, file_rate = sf.read(str(path), dtype="float32", always_2d=True)
-    except (sf.LibsndfileError, RuntimeError, EOFError) as error:
-        raise UnusableInputError(
-            f"unreadable audio ({error}); libsndfile {sf.__libsndfile_version__} reads "
-            f"{readable_formats()}"
-        ) from error
-    if _truncated(info.extra_info):
-        raise UnusableInputError("truncated: the header promises more audio than the file holds")
-    if audio.size == 0:
+    details = audio_info(path)
+    mono = np.concatenate(list(audio_blocks(path)))
+    if len(mono) == 0:
         raise UnusableInputError("no samples")
-    if not np.all(np.isfinite(audio)):
-        raise UnusableInputError("NaN or infinite samples")
-    mono = audio.mean(axis=1)
-    if sample_rate is not None and file_rate != sample_rate:
-        mono = soxr.resample(mono, file_rate, sample_rate, "HQ").astype(np.float32)
-    details = {
-        "sample_rate": int(file_rate),
-        "channels": int(audio.shape[1]),
-        "subtype": info.subtype,
-        "seconds": len(audio) / file_rate,
-    }
+    del details["frames"]
+    details["seconds"] = len(mono) / details["sample_rate"]
+    if sample_rate is not None and details["sample_rate"] != sample_rate:
+        mono = soxr.resample(mono, details["sample_rate"], sample_rate, "HQ").astype(np.float32)
     return mono, details

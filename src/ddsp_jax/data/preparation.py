@@ -35,7 +35,7 @@ from ddsp_jax.data.dataset import (
 )
 from ddsp_jax.features.extract import LOUDNESS_N_FFT, compute_features
 from ddsp_jax.features.notes import SILENCE_PEAK, feature_statistics, signal_peak
-from ddsp_jax.files import write_json
+from ddsp_jax.files import check_output, write_json
 
 NSYNTH_PREFIX = "nsynth:"
 NOTES_PER_SHARD = 256
@@ -272,15 +272,17 @@ def prepare(
         InputError: When an input names nothing.
     """
     out = Path(out)
+    nsynth = [i for i in inputs if str(i).startswith(NSYNTH_PREFIX)]
+    files = [i for i in inputs if not str(i).startswith(NSYNTH_PREFIX)]
+    units = list(units_of(files, config)) if files else []
+    # Shards hold the audio at the model's rate as float32, and its features.
+    check_output(out, round(1.1 * 4 * config.sample_rate * sum(u.seconds for u in units)), True)
     shard_root = out / SHARD_DIR
     shard_root.mkdir(parents=True, exist_ok=True)
     for partial in shard_root.glob(".*.partial-*"):  # Left by a killed run.
         shutil.rmtree(partial, ignore_errors=True)
     shards: list[tuple[str, dict]] = []
     skipped: list[dict[str, str]] = []
-    nsynth = [i for i in inputs if str(i).startswith(NSYNTH_PREFIX)]
-    files = [i for i in inputs if not str(i).startswith(NSYNTH_PREFIX)]
-    units = list(units_of(files, config)) if files else []
     bar = _progress(progress, None if nsynth else sum(unit.seconds for unit in units))
     examples = 0
     try:

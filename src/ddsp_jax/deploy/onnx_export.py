@@ -48,7 +48,7 @@ from ddsp_jax.features.f0 import (
     N_BINS,
     load_crepe,
 )
-from ddsp_jax.files import write_atomically
+from ddsp_jax.files import write_files
 from ddsp_jax.models.autoencoder import F0_RANGE
 from ddsp_jax.models.kernels import LEAKY_RELU_SLOPE
 from ddsp_jax.models.saved import SavedModel
@@ -688,10 +688,6 @@ def export_onnx(saved: SavedModel, out: str | Path, f0_model: str | None = "tiny
     synth, states, plan = synth_graph(saved)
     features = features_graph(f0_model, LOUDNESS_N_FFT)
     window = feature_window(f0_model, LOUDNESS_N_FFT)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    write_atomically(out / "synth.onnx", synth.SerializeToString())
-    write_atomically(out / "features.onnx", features.SerializeToString())
     metadata = {
         "format": FORMAT,
         "version": VERSION,
@@ -721,8 +717,13 @@ def export_onnx(saved: SavedModel, out: str | Path, f0_model: str | None = "tiny
         },
         "statistics": saved.statistics,
     }
-    write_atomically(out / "metadata.json", (json.dumps(metadata, indent=1) + "\n").encode())
-    return out
+    contents = {
+        "synth.onnx": synth.SerializeToString(),
+        "features.onnx": features.SerializeToString(),
+        "metadata.json": (json.dumps(metadata, indent=1) + "\n").encode(),
+    }
+    write_files(out, contents)  # All or nothing; metadata.json last.
+    return Path(out)
 
 
 def _check_io(path: Path, runner: Any, inputs: dict[str, list[int]], outputs: dict) -> None:

@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ddsp_jax.features.streaming import StreamingFeatures
-from ddsp_jax.files import write_atomically
+from ddsp_jax.files import write_files
 from ddsp_jax.models.saved import SavedModel
 from ddsp_jax.streaming import Stream, priming_frames
 
@@ -66,15 +66,12 @@ def export_stablehlo(
 ) -> Path:
     """Write ``saved``'s streaming programs for blocks of ``block_size`` samples to the folder
     ``out`` (see the module); returns ``out``. ``f0_model`` None leaves out the features."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     stream = Stream(saved, block_size)
     plan = stream.plan
     synth, state = synth_program(stream)
-    write_atomically(out / "synth.stablehlo", bytes(synth.serialize()))
     arrays = io.BytesIO()
     np.savez(arrays, **{f"state_{i}": leaf for i, leaf in enumerate(state)})
-    write_atomically(out / "initial_state.npz", arrays.getvalue())
+    contents = {"synth.stablehlo": bytes(synth.serialize()), "initial_state.npz": arrays.getvalue()}
     metadata: dict[str, Any] = {
         "format": FORMAT,
         "version": VERSION,
@@ -98,15 +95,17 @@ def export_stablehlo(
                 f"{saved.sample_rate} Hz (export with f0_model=None)."
             )
         features = StreamingFeatures(block_size, saved.frame_rate, f0_model)
-        write_atomically(out / "features.stablehlo", bytes(features_program(features).serialize()))
+        contents["features.stablehlo"] = bytes(features_program(features).serialize())
         metadata["features"] = {
             "f0_model": f0_model,
             "latency": features.latency,
             "buffer_size": features.buffer_size,
             "priming_frames": priming_frames(block_size, plan.hop, features.latency),
         }
-    write_atomically(out / "metadata.json", (json.dumps(metadata, indent=1) + "\n").encode())
-    return out
+    contents["metadata.json"] = (json.dumps(metadata, indent=1) + "\n").encode()
+    stale = [] if f0_model is not None else ["features.stablehlo"]
+    write_files(out, contents, stale)  # All or nothing; metadata.json last.
+    return Path(out)
 
 
 class ExportError(ValueError):

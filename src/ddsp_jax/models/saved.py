@@ -24,7 +24,7 @@ import jax
 import numpy as np
 from flax import nnx, serialization
 
-from ddsp_jax.files import write_atomically
+from ddsp_jax.files import write_files
 from ddsp_jax.models.autoencoder import Autoencoder, AutoencoderConfig
 from ddsp_jax.serialization import from_dict, to_dict
 
@@ -73,8 +73,9 @@ class SavedModel:
 def save_model(saved: SavedModel, out: str | Path, run: str | Path | None = None) -> Path:
     """Write ``saved`` as a model folder ``out`` (created if needed); returns ``out``.
 
-    Each file is written under a temporary name and renamed into place, ``model.json`` last,
-    so a folder that ``load_model`` accepts is always complete.
+    The files are written under temporary names and renamed into place only when all are
+    written, ``model.json`` last (``files.write_files``): a failed save leaves an earlier
+    model in ``out`` as it was, and a folder that ``load_model`` accepts is complete.
 
     Args:
         saved: The model and its frame rate, statistics, step and training configuration.
@@ -82,13 +83,10 @@ def save_model(saved: SavedModel, out: str | Path, run: str | Path | None = None
         run: The training run it came from (recorded in ``model.json``).
     """
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     _, params, rest = nnx.split(saved.model, nnx.Param, ...)
     state = {"params": nnx.to_pure_dict(params), "rest": nnx.to_pure_dict(rest)}
     state = jax.tree.map(np.asarray, state)
-    write_atomically(out / PARAMS_FILE, serialization.msgpack_serialize(state))
     statistics = json.dumps({"statistics": saved.statistics}, indent=1) + "\n"
-    write_atomically(out / STATISTICS_FILE, statistics.encode())
     info = {
         "format": FORMAT,
         "version": VERSION,
@@ -100,7 +98,14 @@ def save_model(saved: SavedModel, out: str | Path, run: str | Path | None = None
             "frame_rate": saved.frame_rate,
         },
     }
-    write_atomically(out / MODEL_FILE, (json.dumps(info, indent=1) + "\n").encode())
+    write_files(
+        out,
+        {
+            PARAMS_FILE: serialization.msgpack_serialize(state),
+            STATISTICS_FILE: statistics.encode(),
+            MODEL_FILE: (json.dumps(info, indent=1) + "\n").encode(),
+        },
+    )
     return out
 
 

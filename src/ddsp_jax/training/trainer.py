@@ -17,7 +17,7 @@ import numpy as np
 import optax
 from flax import nnx
 
-from ddsp_jax.files import write_json
+from ddsp_jax.files import check_output, write_json
 from ddsp_jax.losses import multi_scale_spectral_loss
 from ddsp_jax.models.autoencoder import Autoencoder
 from ddsp_jax.serialization import to_dict
@@ -234,7 +234,9 @@ class Trainer:
         """Raise ``TrainingError`` unless the run folder can take this run: a resumed run needs
         its ``config.json`` with the same settings (but ``RESUMABLE_CHANGES``); a new run an
         empty or missing folder (but for the ``dataset/`` that ``nsynth:`` data is prepared
-        into, which an earlier attempt may have left)."""
+        into, which an earlier attempt may have left). An ``OSError`` (``files.check_output``)
+        when the folder cannot be written."""
+        check_output(self.run_dir, folder=True)
         config_path = self.run_dir / CONFIG_FILE
         if resume:
             if not config_path.exists():

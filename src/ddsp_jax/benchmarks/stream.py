@@ -69,9 +69,7 @@ def run(preset: str = "solo", f0_model: str = "tiny", blocks: int = 1000) -> dic
         ``records``: one per configuration with ``engine`` (``jax`` or ``onnx``), ``sample_rate``,
         ``block_ms``, ``compute_ms_median``, ``compute_ms_mean``, ``compute_ms_p99``,
         ``latency_ms`` (input to output, without the audio interface) and
-        ``real_time_factor`` (block length over the mean compute: at 48 kHz soxr's stream
-        hands the model its input in bursts, so most host blocks do no model work and the
-        median says little); and ``machine``.
+        ``real_time_factor`` (block length over the mean compute); and ``machine``.
     """
     from ddsp_jax.training.config import PRESETS
 

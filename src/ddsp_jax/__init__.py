@@ -8,7 +8,8 @@ Subpackages, from the bottom layer up (imports only go downward):
 - ``features``: CREPE f0, loudness, note frames and dataset statistics.
 - ``models``: the decoder, the autoencoder and saved model folders.
 - ``data``: reading audio, prepared datasets, procedural, SoundFont and NSynth notes.
-- ``inference``: resynthesis and timbre transfer with a saved model.
+- ``adjustments``: timbre transfer's shifts of a melody's pitch and loudness toward a model.
+- ``inference``: resynthesis and timbre transfer with a saved model, any length.
 - ``streaming``: a model or a processor graph rendered block by block, state carried.
 - ``training``: configs and presets, the train loop, checkpoints, evaluation, export.
 - ``benchmarks``: what ``ddsp bench`` measures.
@@ -37,6 +38,7 @@ from ddsp_jax.defaults import FRAME_RATE, SAMPLE_RATE  # noqa: E402
 
 if TYPE_CHECKING:
     from ddsp_jax import (
+        adjustments,
         benchmarks,
         core,
         data,
@@ -58,6 +60,7 @@ SUBPACKAGES = (
     "features",
     "models",
     "data",
+    "adjustments",
     "inference",
     "streaming",
     "training",
@@ -68,6 +71,7 @@ __all__ = [
     "FRAME_RATE",
     "SAMPLE_RATE",
     "__version__",
+    "adjustments",
     "benchmarks",
     "core",
     "data",

@@ -466,7 +466,7 @@ def test_resynth_memory_does_not_grow_with_the_input(run, tmp_path):
             str(root / "model"), str(tmp_path / f"{seconds}.wav"), str(tmp_path / "out.wav")
         )
         assert sf.info(tmp_path / "out.wav").frames == len(voice)
-    # Reading, features and synthesis go a chunk at a time: 75 s more audio (26 MB more of
-    # stereo float32 input, 27 MB more of CREPE salience if held at once) costs almost
-    # nothing.
-    assert peaks[100] - peaks[25] < 20e6, peaks
+    # Reading, features and synthesis go a chunk at a time: 75 s more audio would hold 53 MB
+    # more at once (26 MB of stereo float32 input, 27 MB of CREPE salience) and more for the
+    # synthesis; a chunked run differs by the allocator's noise (10-20 MB between runs).
+    assert peaks[100] - peaks[25] < 40e6, peaks

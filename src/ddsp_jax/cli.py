@@ -601,7 +601,8 @@ def _play(args: argparse.Namespace) -> int:
                 "quiet_db": args.quiet,
                 "autotune_amount": args.autotune,
             }
-        heads = (_Head(round(PLOT_SECONDS * rate)), _Head(round(PLOT_SECONDS * rate)))
+        kept = round(PLOT_SECONDS * rate) if plot else 0  # Audio kept for the figure.
+        heads = (_Head(kept), _Head(kept))
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)
         with audio_writer(args.output, rate) as sink:
             try:

@@ -252,3 +252,14 @@ def test_write_files_changes_no_file_unless_every_file_is_written(tmp_path, monk
     }
     files.write_files(tmp_path, {"a": b"3", "b": b"4"}, stale=["old"])
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == {"a": b"3", "b": b"4"}
+
+
+@pytest.mark.parametrize("suffix", [".wav", ".flac", ".ogg", ".aiff"])
+def test_every_audio_extension_the_output_check_accepts_can_be_written(suffix, tmp_path):
+    t = np.arange(16000) / 16000
+    tone = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+    files.write_audio(tmp_path / f"a{suffix}", tone, 16000, "FLOAT")  # Float where it exists.
+    audio, rate = sf.read(tmp_path / f"a{suffix}", dtype="float32")
+    assert rate == 16000 and len(audio) == len(tone)
+    assert np.max(np.abs(audio - tone)) < (0.05 if suffix == ".ogg" else 1e-4)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"a{suffix}"]

@@ -101,11 +101,15 @@ def audio_writer(
 ) -> Iterator[Any]:
     """A ``soundfile.SoundFile`` open for writing blocks, in the format ``path``'s extension
     names (``audio_format``), under the temporary name: renamed to ``path`` when the block
-    ends without an exception, removed when it raises. A failed write raises ``OSError``
-    with the system's reason (libsndfile's own error says only "System error")."""
+    ends without an exception, removed when it raises. ``subtype`` is used where the format
+    has it, else the format's default (FLAC: 16-bit, OGG: Vorbis). A failed write raises
+    ``OSError`` with the system's reason (libsndfile's own error says only "System
+    error")."""
     import soundfile
 
     format_name = audio_format(path)
+    if not soundfile.check_format(format_name, subtype):
+        subtype = soundfile.default_subtype(format_name)
     with atomic_path(path) as temporary:
         try:
             with soundfile.SoundFile(

@@ -151,10 +151,9 @@ def features_in_chunks(
             if sample_rate != MODEL_SAMPLE_RATE:
                 piece = soxr.resample(piece, sample_rate, MODEL_SAMPLE_RATE, "HQ")
             salience = crepe_salience(crepe, piece[None], frame_rate, "center")[0, kept]
-            for name, values in zip(
-                ("f0_hz", "f0_confidence"), decoder.push(salience), strict=True
-            ):
-                parts[name].append(values)
+            f0_hz, confidence = decoder.push(salience)
+            parts["f0_hz"].append(f0_hz)
+            parts["f0_confidence"].append(confidence)
         if progress is not None:
             progress(count)
     if crepe is not None:

@@ -238,6 +238,10 @@ class ViterbiDecoder:
     def __init__(self, max_pending: int = 15000) -> None:
         check_positive_int("max_pending", max_pending)
         self.max_pending = max_pending
+        self.reset()
+
+    def reset(self) -> None:
+        """Start again: no frames pending, the next frame the first."""
         self._score: jax.Array | None = None
         self._salience = np.zeros((0, N_BINS), np.float32)
         self._pointers = np.zeros((0, N_BINS), np.int16)  # Into the frame before each.
@@ -286,7 +290,7 @@ class ViterbiDecoder:
         if self._score is None:
             return np.zeros(0, np.float32), np.zeros(0, np.float32)
         result = self._emit(len(self._salience), int(jnp.argmax(self._score)))
-        self.__init__(self.max_pending)
+        self.reset()
         return result
 
 

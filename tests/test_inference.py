@@ -180,6 +180,9 @@ def test_play_writes_nothing_for_silence_or_bad_samples(run):
     broken[12000] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         play(saved, [broken[:8000], broken[8000:]], 16000, 16000, written.append, "tiny")
+    for rate, length in ((0, 16000), (-44100, 16000), (16000, 0)):
+        with pytest.raises(ValueError, match=r"(sample_rate|n_samples) must be a positive"):
+            play(saved, [broken], length, rate, written.append, "tiny")
     assert written == []
 
 

@@ -10,6 +10,7 @@ import soxr
 from flax import nnx
 
 from ddsp_jax.adjustments import adjust
+from ddsp_jax.core.validation import check_positive_int
 from ddsp_jax.features.extract import features_in_chunks
 from ddsp_jax.features.notes import SILENCE_PEAK, note_frames
 from ddsp_jax.models.autoencoder import Autoencoder, render
@@ -214,8 +215,11 @@ def play(
     Raises:
         SilentInputError: For audio without sound (peak below −80 dBFS once the mean is
             removed), or, for transfer, without note frames; nothing has been written then.
-        ValueError: For audio shorter than one frame or with NaN/inf.
+        ValueError: For audio shorter than one frame or with NaN/inf, and for a sample rate
+            or length that is not a positive integer.
     """
+    check_positive_int("sample_rate", sample_rate)
+    check_positive_int("n_samples", n_samples)
     frame_rate, model_rate = saved.frame_rate, saved.sample_rate
     _check_length(n_samples * model_rate // sample_rate, model_rate, frame_rate)
     n_frames = frames_covering(n_samples, sample_rate, frame_rate)

@@ -101,7 +101,13 @@ def features_in_chunks(
         ``{"f0_hz", "f0_confidence", "loudness_db"}`` (only ``loudness_db`` without an f0
         model), each ``[n_frames]`` float32.
     """
-    check_positive_int("n_frames", n_frames)
+    for name, value in (
+        ("n_frames", n_frames),
+        ("sample_rate", sample_rate),
+        ("frame_rate", frame_rate),
+        ("chunk_frames", chunk_frames),
+    ):
+        check_positive_int(name, value)
     # Chunks start on frames that fall on whole samples at both rates.
     unit = math.lcm(
         frame_rate // math.gcd(frame_rate, sample_rate),

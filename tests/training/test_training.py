@@ -374,6 +374,19 @@ def test_resume_falls_back_from_a_damaged_latest_checkpoint(tmp_path, capsys):
     assert [m["step"] for m in read_metrics(tmp_path / "run")] == list(range(1, 9))
 
 
+def test_resume_of_a_run_stopped_before_its_first_checkpoint_starts_from_step_0(tmp_path, capsys):
+    config = tiny_config(steps=8, checkpoint_every=4)
+    first = Trainer(config, tmp_path / "run")
+    first.start(resume=False)
+    first.close()
+
+    resumed = Trainer(config, tmp_path / "run")
+    resumed.start(resume=True)
+    assert resumed.restore(ExampleSource(notes(2), 2, 0)) == 0
+    assert "has no checkpoint yet" in capsys.readouterr().err
+    resumed.close()
+
+
 @pytest.mark.parametrize(
     ("setting", "message"),
     [

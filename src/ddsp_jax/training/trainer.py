@@ -277,7 +277,20 @@ class Trainer:
     def restore(self, source: BatchSource) -> int:
         """Load the newest readable checkpoint, ``source``'s data position with it; returns
         its step. A newer checkpoint that cannot be read (a damaged or truncated file) is
-        reported on stderr and set aside (``Checkpoints.restore_newest``)."""
+        reported on stderr and set aside (``Checkpoints.restore_newest``). A run stopped
+        before its first checkpoint starts again from step 0 (noted on stderr): a run is a
+        function of its config, so this repeats what was lost.
+
+        Raises:
+            TrainingError: When checkpoints exist and none of them can be read.
+        """
+        if not self.checkpoints.all_steps():
+            print(
+                f"note: {self.run_dir} has no checkpoint yet (stopped before the first one); "
+                "starting from step 0.",
+                file=sys.stderr,
+            )
+            return self.step
         like = {"params": self.params, "rest": self.rest, "opt_state": self.opt_state}
         try:
             step, state, meta, notes = self.checkpoints.restore_newest(like)

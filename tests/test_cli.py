@@ -38,6 +38,8 @@ def test_synth_writes_a_16_bit_wav_at_the_requested_pitch(tmp_path, capsys):
         ["synth", "--f0", "440", "--sample-rate", "0"],
         ["synth", "--f0", "440", "--seconds", "-1"],
         ["bench", "synth", "--batch-size", "0"],
+        ["train", "--out", "run", "--minutes", "0"],
+        ["train", "--out", "run", "--minutes", "nan"],
     ],
 )
 def test_bad_arguments_exit_with_a_message(args, capsys):

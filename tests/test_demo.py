@@ -13,6 +13,7 @@ from PIL import Image
 
 from ddsp_jax.cli import main
 from ddsp_jax.demo import FIGURES, SUMMARY_FILE, demo_config
+from ddsp_jax.models import load_model
 from ddsp_jax.training import PRESETS
 
 
@@ -113,6 +114,7 @@ def test_train_command_trains_resumes_and_reports_bad_data(tmp_path, capsys):
     assert "--lr cannot be used with it" in capsys.readouterr().err  # Not silently ignored.
     assert main(["train", "--out", str(run), "--steps", "4", "--resume"]) == 0
     assert "Resuming" in capsys.readouterr().out
+    assert load_model(run / "model").step == 4  # The model folder of the finished run.
     lines = (run / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(line)["step"] for line in lines] == [1, 2, 3, 4]
     assert main([*args, "--out", str(run), "--steps", "2"]) == 1  # Exists, no --resume.
@@ -123,6 +125,32 @@ def test_train_command_trains_resumes_and_reports_bad_data(tmp_path, capsys):
     args[-1] = str(tmp_path / "bad.npz")
     assert main([*args, "--out", str(tmp_path / "run2"), "--steps", "2"]) == 1
     assert "bad.npz: loudness_db has NaN" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_train_with_a_time_budget_fits_its_steps_and_ends_with_the_model_folder(tmp_path, capsys):
+    data, settings = tiny_training_files(tmp_path)
+    run = tmp_path / "run"
+    args = ["train", "--preset", "quick", "--config", str(settings), "--data", str(data)]
+    began = time.monotonic()
+    assert main([*args, "--out", str(run), "--batch-size", "2", "--minutes", "0.3"]) == 0
+    elapsed = time.monotonic() - began
+    out = capsys.readouterr().out
+    saved = json.loads((run / "config.json").read_text())
+    steps = saved["steps"]
+    assert f"{steps} steps at" in out and steps > 20
+    # The preset's schedule (decay over its 350 steps) scaled to the steps that fit.
+    assert saved["optimizer"]["decay_steps"] == steps
+    metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [m["step"] for m in metrics] == list(range(1, len(metrics) + 1))
+    assert len(metrics) == steps or "out of time" in out
+    assert load_model(run / "model").step == len(metrics)
+    assert elapsed < 18 + 15  # The budget, with room for a loaded machine's jitter.
+    with pytest.raises(SystemExit):
+        main([*args, "--out", str(run), "--minutes", "0.3", "--steps", "3"])
+    assert "cannot be used with --steps" in capsys.readouterr().err
+    assert main(["train", "--out", str(run), "--resume", "--minutes", "1"]) == 1
+    assert "--minutes cannot be used with it" in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -2,10 +2,12 @@
 library and prints. Heavy imports happen inside the handlers, so ``ddsp --help`` is quick."""
 
 import argparse
+import math
 import os
 import signal
 import sys
 import tempfile
+import time
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
@@ -187,6 +189,12 @@ def _train_command(commands: Any) -> None:
     train.add_argument(
         "--set", action="append", metavar="SECTION.NAME=VALUE", help="override one setting"
     )
+    train.add_argument(
+        "--minutes",
+        type=float,
+        help="wall-time budget: as many steps as fit (measured), the learning-rate schedule "
+        "scaled to them, ending with a checkpoint and the model folder",
+    )
     train.add_argument("--resume", action="store_true", help="continue the run in --out")
     train.set_defaults(handler=_train)
 
@@ -205,6 +213,7 @@ def _train_config(args: argparse.Namespace) -> Any:
             "--config": args.config,
             "--set": args.set,
             "--f0-model": args.f0_model,
+            "--minutes": args.minutes,
         }
         ignored = [flag for flag, value in given.items() if value is not None]
         if ignored:
@@ -227,10 +236,18 @@ def _train_config(args: argparse.Namespace) -> Any:
 
 def _train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from ddsp_jax.features.torch_weights import WeightsError
+    from ddsp_jax.models.saved import save_model
     from ddsp_jax.training import examples as datasets
+    from ddsp_jax.training.budget import fit_to_budget
     from ddsp_jax.training.evaluate import HeldOutEvaluation
+    from ddsp_jax.training.export import RUN_MODEL_DIR, run_model
     from ddsp_jax.training.trainer import Trainer, TrainingError
 
+    began = time.monotonic()
+    if args.minutes is not None and not (math.isfinite(args.minutes) and args.minutes > 0):
+        parser.error(f"--minutes must be a positive number, got {args.minutes}.")
+    if args.minutes is not None and args.steps is not None:
+        parser.error("--minutes sets the number of steps; it cannot be used with --steps.")
     try:
         config = _train_config(args)
         if config.data.source == "procedural":
@@ -240,12 +257,23 @@ def _train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         data = datasets.load_training_data(config, args.out)
         print(f"Data: {data.description}.")
         train, test = data.train, data.test
+        evaluation = HeldOutEvaluation(config, test)
+        deadline = None
+        if args.minutes is not None:
+            print(f"Measuring a step to fit {args.minutes:g} minutes...")
+            costs = fit_to_budget(trainer, train, test, evaluation, began + 60 * args.minutes)
+            config = trainer.config
+            deadline = began + 60 * args.minutes - costs.closing_seconds()
+            print(
+                f"{config.steps} steps at {costs.step:.2f} s per step, the learning rate "
+                f"decaying over {config.optimizer.decay_steps}."
+            )
         trainer.start(resume=args.resume)
         source = datasets.batch_source(train, config.batch_size, config.seed, config.engine)
         if args.resume:
             step = trainer.restore(source)
             print(f"Resuming {Path(args.out).resolve()} from step {step}.")
-        trainer.fit(source, evaluation=HeldOutEvaluation(config, test))
+        trainer.fit(source, evaluation=evaluation, deadline=deadline)
         if trainer.stopped_by is not None:
             trainer.close()
             print(
@@ -256,12 +284,23 @@ def _train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             return 128 + trainer.stopped_by
         loss = trainer.evaluate(test)
         trainer.close()
+        save_model(
+            run_model(config, args.out, trainer.model(), trainer.step),
+            Path(args.out) / RUN_MODEL_DIR,
+            run=args.out,
+        )
     except (ValueError, TrainingError, ImportError, WeightsError) as error:
         print(f"ddsp train: error: {error}", file=sys.stderr)
         return 1
+    ended = (
+        f" (out of time: the budget ended before step {config.steps})"
+        if trainer.out_of_time
+        else ""
+    )
     print(
-        f"Trained {config.steps} steps; held-out loss {loss:.3f}. "
-        f"Run folder: {Path(args.out).resolve()} (config.json, metrics.jsonl, checkpoints/)."
+        f"Trained {trainer.step} steps in {_duration(time.monotonic() - began)}{ended}; "
+        f"held-out loss {loss:.3f}. Run folder: {Path(args.out).resolve()} (config.json, "
+        f"metrics.jsonl, checkpoints/, model/: the model folder)."
     )
     return 0
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from ddsp_jax.training import program_cache
-from ddsp_jax.training.config import OptimizerConfig
+from ddsp_jax.training.config import LossConfig, OptimizerConfig
 from ddsp_jax.training.trainer import Trainer
 from tiny import tiny_config
 
@@ -31,9 +31,7 @@ def two_steps(config, run_dir) -> tuple[list[float], list[np.ndarray], int]:
     batch = jax.tree.map(jax.numpy.asarray, batch)
     params, opt_state, losses = trainer.params, trainer.opt_state, []
     for step in range(2):
-        params, opt_state, out = trainer.train_step(
-            params, trainer.rest, opt_state, batch, np.int32(step)
-        )
+        params, opt_state, out = trainer.run_step(params, opt_state, batch, step)
         losses.append(float(out["loss"]))
     final = [np.asarray(p) for p in jax.tree.leaves(params)]
     return losses, final, trainer.train_step._cache_size()
@@ -58,8 +56,12 @@ def test_a_stored_train_step_gives_the_traced_one_s_results(tmp_path, cache_dir,
         for ours, theirs in zip(run_params, expected_params, strict=True):
             np.testing.assert_array_equal(ours, theirs)
 
+    # The learning rate is an argument: another schedule or length shares the program.
+    slower = dataclasses.replace(config, optimizer=OptimizerConfig(learning_rate=1e-4), steps=7)
+    assert two_steps(slower, tmp_path / "slower")[0][1] != expected_losses[1]
+    assert len(list(cache_dir.iterdir())) == 1
     # Other settings are another program; a damaged entry is traced again and replaced.
-    other = dataclasses.replace(config, optimizer=OptimizerConfig(learning_rate=1e-4))
+    other = dataclasses.replace(config, loss=LossConfig(fft_sizes=(256, 128)))
     assert two_steps(other, tmp_path / "other")[0] != expected_losses
     assert len(list(cache_dir.iterdir())) == 2
     entries[0].write_bytes(b"not a program")

@@ -335,9 +335,7 @@ def test_micro_batches_give_the_full_batch_update(tmp_path):
     for micro_batches in (1, 2):
         config = dataclasses.replace(base, model=model, micro_batches=micro_batches)
         trainer = Trainer(config, tmp_path / f"micro{micro_batches}")
-        params, _, out = trainer.train_step(
-            trainer.params, trainer.rest, trainer.opt_state, batch, np.int32(0)
-        )
+        params, _, out = trainer.run_step(trainer.params, trainer.opt_state, batch, 0)
         results.append((float(out["loss"]), float(out["grad_norm"]), jax.tree.leaves(params)))
     (loss, grad_norm, params), (micro_loss, micro_grad_norm, micro_params) = results
     np.testing.assert_allclose(micro_loss, loss, rtol=1e-5)
@@ -499,3 +497,34 @@ def test_a_training_process_killed_with_sigkill_resumes_to_the_same_run(tmp_path
         strict=True,
     ):
         np.testing.assert_array_equal(np.asarray(straight), np.asarray(killed))
+
+
+class SleepOnBatch:
+    """A batch source that sleeps until ``until`` (a ``time.monotonic()`` value) when asked
+    for its ``n``-th batch."""
+
+    def __init__(self, source: ExampleSource, n: int, until: float) -> None:
+        self.source, self.n, self.until, self.count = source, n, until, 0
+
+    def next_batch(self) -> dict[str, np.ndarray]:
+        self.count += 1
+        if self.count == self.n:
+            time.sleep(max(0.0, self.until - time.monotonic()))
+        return self.source.next_batch()
+
+    def state(self) -> dict[str, int]:
+        return self.source.state()
+
+
+def test_past_its_deadline_fit_starts_no_step_and_checkpoints_where_it_is(tmp_path):
+    config = tiny_config(steps=50, checkpoint_every=100)
+    trainer = Trainer(config, tmp_path / "run")
+    trainer.start(resume=False)
+    source = ExampleSource(notes(4), 2, 0)
+    trainer.fit(source, until_step=1, progress=False)  # Compiled: later steps take ms.
+    deadline = time.monotonic() + 1.0
+    history = trainer.fit(SleepOnBatch(source, 3, deadline), progress=False, deadline=deadline)
+    assert trainer.out_of_time and trainer.stopped_by is None
+    assert len(history) == 3 and trainer.step == 4  # The step of the late batch completes.
+    assert trainer.checkpoints.all_steps() == [1, 4]
+    trainer.close()

@@ -80,8 +80,8 @@ def run(
         state = {"params": trainer.params, "opt_state": trainer.opt_state, "step": 0}
 
         def step(trainer: Trainer = trainer, state: dict = state) -> Any:
-            state["params"], state["opt_state"], out = trainer.train_step(
-                state["params"], trainer.rest, state["opt_state"], batch, np.int32(state["step"])
+            state["params"], state["opt_state"], out = trainer.run_step(
+                state["params"], state["opt_state"], batch, state["step"]
             )
             state["step"] += 1
             return out

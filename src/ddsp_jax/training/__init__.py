@@ -1,5 +1,6 @@
 """Training: configuration, examples, the train loop, checkpoints, evaluation and export."""
 
+from ddsp_jax.training.budget import fit_to_budget, scaled_schedule
 from ddsp_jax.training.checkpoints import Checkpoints, restore_model
 from ddsp_jax.training.config import PRESETS, TrainConfig, resolve
 from ddsp_jax.training.evaluate import evaluate_model
@@ -15,9 +16,11 @@ __all__ = [
     "TrainingError",
     "evaluate_model",
     "export_model",
+    "fit_to_budget",
     "load_model_or_run",
     "model_of_run",
     "read_metrics",
     "resolve",
     "restore_model",
+    "scaled_schedule",
 ]

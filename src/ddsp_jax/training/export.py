@@ -10,6 +10,7 @@ import numpy as np
 from ddsp_jax.data.dataset import DATASET_FILE, PreparedDataset
 from ddsp_jax.data.preparation import NSYNTH_PREFIX
 from ddsp_jax.features.notes import feature_statistics
+from ddsp_jax.models.autoencoder import Autoencoder
 from ddsp_jax.models.saved import MODEL_FILE, ModelError, SavedModel, load_model, save_model
 from ddsp_jax.serialization import from_dict, to_dict
 from ddsp_jax.training.checkpoints import restore_model
@@ -54,8 +55,19 @@ def model_of_run(run_dir: str | Path, step: int | None = None) -> SavedModel:
         model, step = restore_model(run_dir, config, step)
     except (FileNotFoundError, ValueError, TypeError) as error:
         raise ModelError(f"{run_dir}: {error}") from error
+    return run_model(config, run_dir, model, step)
+
+
+def run_model(
+    config: TrainConfig, run_dir: str | Path, model: Autoencoder, step: int
+) -> SavedModel:
+    """``model`` of training run ``run_dir`` at ``step`` as a
+    ``SavedModel``, with the statistics of the run's training data."""
     statistics = training_statistics(config, run_dir)
-    return SavedModel(model, config.frame_rate, statistics, step, run_dir, to_dict(config))
+    return SavedModel(model, config.frame_rate, statistics, step, Path(run_dir), to_dict(config))
+
+
+RUN_MODEL_DIR = "model"  # The model folder `ddsp train` writes in its run folder at the end.
 
 
 def export_model(run_dir: str | Path, out: str | Path, step: int | None = None) -> Path:

@@ -100,8 +100,10 @@ def _train_step(
     opt_state: optax.OptState,
     batch: dict[str, jax.Array],
     step: jax.Array,
+    learning_rate: jax.Array,
 ) -> tuple[nnx.State, optax.OptState, dict[str, jax.Array]]:
-    """One optimisation step; a non-finite loss or gradient leaves the state unchanged.
+    """One optimisation step at ``learning_rate``; a non-finite loss or gradient leaves the
+    state unchanged.
 
     With ``micro_batches`` > 1 the batch is split along its first axis and the loss and
     gradients of the parts are averaged in a ``lax.scan`` (one part's activations alive at
@@ -129,7 +131,7 @@ def _train_step(
         loss, grads = jax.tree.map(lambda x: x / micro_batches, total)
     grad_norm = optax.tree.norm(grads)
     finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
-    updates, new_opt_state = transform.update(grads, opt_state, params)
+    updates, new_opt_state = transform.update(grads, opt_state, params, learning_rate=learning_rate)
     new_params = optax.apply_updates(params, updates)
 
     def keep_if_finite(new: Any, old: Any) -> Any:
@@ -140,6 +142,14 @@ def _train_step(
         keep_if_finite(new_opt_state, opt_state),
         {"loss": loss, "grad_norm": grad_norm, "finite": finite},
     )
+
+
+def step_settings(config: TrainConfig) -> str:
+    """What a training step's program depends on besides its arguments' shapes: the model,
+    the loss, the seed, the micro-batches and the clipping; not the run's length or its
+    learning-rate schedule (the rate is an argument)."""
+    fixed = (config.model, config.loss, config.seed, config.micro_batches, config.engine)
+    return repr((*fixed, config.optimizer.grad_clip_norm))
 
 
 def _train_step_outputs(
@@ -210,7 +220,7 @@ class Trainer:
                 config.micro_batches,
             ),
             name="train_step",
-            settings=repr(config),
+            settings=step_settings(config),
             output_like=_train_step_outputs,
             donate_argnums=(0, 2),
         )
@@ -220,6 +230,8 @@ class Trainer:
         self._checkpoints: Checkpoints | None = None
         # The signal that stopped the last ``fit`` early (its checkpoint saved), or None.
         self.stopped_by: int | None = None
+        # Whether the last ``fit`` stopped at its deadline (its checkpoint saved).
+        self.out_of_time = False
 
     # ------------------------------------------------------------------ run folder
     @property
@@ -264,6 +276,26 @@ class Trainer:
         self.check_folder(resume)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         write_json(self.run_dir / CONFIG_FILE, to_dict(self.config), indent=2)
+
+    def reschedule(self, config: TrainConfig) -> None:
+        """Train with ``config`` from now on: another length, schedule, checkpointing or
+        evaluation, with the same model, loss and step program (``step_settings``).
+
+        Raises:
+            ValueError: When ``config`` changes what the step computes.
+        """
+        if step_settings(config) != step_settings(self.config):
+            raise ValueError("reschedule keeps the model, loss, seed and micro-batches.")
+        self.config = config
+
+    def run_step(
+        self, params: nnx.State, opt_state: optax.OptState, batch: dict[str, jax.Array], step: int
+    ) -> tuple[nnx.State, optax.OptState, dict[str, jax.Array]]:
+        """Step ``step`` (0-based) from ``params`` and ``opt_state`` (whose buffers it reuses)
+        on ``batch``: the new parameters and optimizer state and ``{loss, grad_norm,
+        finite}``."""
+        rate = np.float32(learning_rate(self.config.optimizer, step))
+        return self.train_step(params, self.rest, opt_state, batch, np.int32(step), rate)
 
     def model(self) -> Autoencoder:
         """The current model (a fresh module sharing nothing with the training state)."""
@@ -318,13 +350,16 @@ class Trainer:
         until_step: int | None = None,
         progress: bool = True,
         evaluation: Callable[["Trainer"], dict[str, float]] | None = None,
+        deadline: float | None = None,
     ) -> list[dict[str, Any]]:
         """Train until ``until_step`` (default: ``config.steps``), checkpointing on the way,
         and every ``config.eval_every`` steps adding ``evaluation(self)``'s metrics (e.g.
         ``evaluate.HeldOutEvaluation``) to that step's record.
 
         SIGINT (Ctrl-C) or SIGTERM stops the run after the step in flight and checkpoints it,
-        so nothing is lost; ``stopped_by`` then names the signal.
+        so nothing is lost; ``stopped_by`` then names the signal. Past ``deadline`` (a
+        ``time.monotonic()`` value) no step starts: the run is checkpointed where it is and
+        ``out_of_time`` is set.
 
         Returns:
             The metrics of every step taken (also appended to ``metrics.jsonl``).
@@ -336,18 +371,23 @@ class Trainer:
         until_step = self.config.steps if until_step is None else until_step
         history: list[dict[str, Any]] = []
         bar = _progress(self.step, until_step) if progress else None
+        shown: dict[str, str] = {}  # The latest held-out loss, kept in the progress bar.
         nonfinite_in_a_row = 0
         last_time = time.perf_counter()
         self.stopped_by = None
+        self.out_of_time = False
         with (
             MetricsLog(self.run_dir, self.step, self.config.tensorboard) as log,
             _stop_requests() as stop_requests,
         ):
             while self.step < until_step and not stop_requests:
+                if deadline is not None and time.monotonic() >= deadline:
+                    self.out_of_time = True
+                    break
                 batch = {k: jnp.asarray(v) for k, v in source.next_batch().items()}
                 learning_rate = self.learning_rate()
-                self.params, self.opt_state, out = self.train_step(
-                    self.params, self.rest, self.opt_state, batch, np.int32(self.step)
+                self.params, self.opt_state, out = self.run_step(
+                    self.params, self.opt_state, batch, self.step
                 )
                 out = jax.device_get(out)
                 loss, grad_norm, finite = (float(out[k]) for k in ("loss", "grad_norm", "finite"))
@@ -374,7 +414,9 @@ class Trainer:
                 history.append(record)
                 if bar is not None:
                     bar.update(1 if finite else 0)
-                    bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
+                    if "eval_loss" in record:
+                        shown["held-out"] = f"{record['eval_loss']:.3f}"
+                    bar.set_postfix(loss=f"{loss:.3f}", **shown, refresh=False)
                 if nonfinite_in_a_row >= self.config.max_nonfinite_steps:
                     last = self.checkpoints.latest_step()
                     raise TrainingError(
@@ -388,8 +430,10 @@ class Trainer:
                     self.save(source)
             if stop_requests and self.step < until_step:  # A signal during the last step
                 self.stopped_by = stop_requests[0]  # finds the run complete: not a stop.
-                if self.checkpoints.latest_step() != self.step:
-                    self.save(source)
+            if (self.stopped_by or self.out_of_time) and self.checkpoints.latest_step() != (
+                self.step
+            ):
+                self.save(source)
         if bar is not None:
             bar.close()
         return history

@@ -4,6 +4,7 @@ import dataclasses
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import jax
 import numpy as np
@@ -27,7 +28,7 @@ from ddsp_jax.inference import (
     synthesize_blocks,
 )
 from ddsp_jax.models.autoencoder import render
-from ddsp_jax.models.saved import ModelError, load_model
+from ddsp_jax.models.saved import ModelError, SavedModel, load_model
 from ddsp_jax.serialization import to_dict
 from ddsp_jax.training import Trainer
 from ddsp_jax.training.config import DataConfig
@@ -407,7 +408,9 @@ def test_cli_eval_writes_metrics_and_a_figure(run, tmp_path, capsys):
     ]
     assert main([*args, "--max-examples", "6"]) == 0
     out = capsys.readouterr().out
-    assert "spectral loss, untrained" in out and "raw pitch accuracy" in out
+    assert "spectral loss, untrained" in out
+    assert "% of confident frames within 50 cents" in out
+    assert "% of pitched examples (f0 L1 > 1200 cents)" in out
     metrics = json.loads((tmp_path / "e" / "metrics.json").read_text())
     assert metrics["n_examples"] == 6 and len(metrics["per_example"]) == 6
     for key in ("spectral_loss", "untrained_spectral_loss", "loudness_l1_db"):
@@ -473,3 +476,15 @@ def test_resynth_memory_does_not_grow_with_the_input(run, tmp_path):
     # more at once (26 MB of stereo float32 input, 27 MB of CREPE salience) and more for the
     # synthesis; a chunked run differs by the allocator's noise (10-20 MB between runs).
     assert peaks[100] - peaks[25] < 40e6, peaks
+
+
+def test_the_loudness_advice_follows_how_the_model_was_trained():
+    from ddsp_jax.inference import loudness_advice
+
+    def trained(source: str, steps: int, step: int) -> SavedModel:
+        training = {"data": {"source": source}, "steps": steps}
+        return SavedModel(None, 250, None, step, Path("m"), training)  # type: ignore[arg-type]
+
+    assert "isolated notes" in loudness_advice(trained("nsynth:notes.tfrecord", 100, 100))
+    assert "step 400 of its run's 30000" in loudness_advice(trained("data/violin", 30000, 400))
+    assert "may not span" in loudness_advice(trained("data/violin", 3000, 3000))

@@ -331,7 +331,10 @@ def _prepare_command(commands: Any) -> None:
     prepare.add_argument("--example-seconds", type=float, default=4.0, help="example length (s)")
     prepare.add_argument("--hop-seconds", type=float, default=1.0, help="step between examples (s)")
     prepare.add_argument(
-        "--eval-fraction", type=float, default=0.1, help="share of 20 s chunks held out"
+        "--eval-fraction",
+        type=float,
+        default=0.1,
+        help="share of 20 s chunks held out (1: an evaluation-only dataset for ddsp eval)",
     )
     prepare.add_argument(
         "--chunk-seconds", type=float, default=20.0, help="chunk length; eval takes whole chunks"
@@ -421,7 +424,7 @@ def _render_command(commands: Any) -> None:
         help="render NSynth-like notes (or melodic phrases) of a General MIDI SoundFont",
     )
     render.add_argument(
-        "soundfont", nargs="?", help=".sf2 file (default: an installed FluidR3_GM.sf2)"
+        "soundfont", nargs="?", help=".sf2 or .sf3 SoundFont (default: an installed FluidR3_GM.sf2)"
     )
     render.add_argument("--out", required=True, help="output folder (NSynth json/wav layout)")
     render.add_argument(
@@ -619,7 +622,7 @@ def _play(args: argparse.Namespace) -> int:
 
     from ddsp_jax.data.audio import UnusableInputError, audio_blocks, audio_info
     from ddsp_jax.features.torch_weights import WeightsError
-    from ddsp_jax.inference import LOUDNESS_WARNING_DB, SilentInputError, play
+    from ddsp_jax.inference import LOUDNESS_WARNING_DB, SilentInputError, loudness_advice, play
     from ddsp_jax.models.saved import ModelError, load_model
 
     command = f"ddsp {args.command}"
@@ -684,9 +687,7 @@ def _play(args: argparse.Namespace) -> int:
             print(
                 f"Warning: on the note frames the output is {abs(report['loudness_error_db']):.0f}"
                 f" dB {side} than the loudness it was given (median): the model does not "
-                "follow this input's dynamics. Models trained only on isolated notes do this "
-                "(they learn the notes' timing); train on phrases or recordings of playing "
-                "(ddsp render-soundfont --phrases).",
+                f"follow this input's dynamics; {loudness_advice(saved)}.",
                 file=sys.stderr,
             )
         if plot:
@@ -910,7 +911,7 @@ def _evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from ddsp_jax import plots
     from ddsp_jax.features.torch_weights import WeightsError
     from ddsp_jax.models.saved import ModelError
-    from ddsp_jax.training.evaluate import evaluate_model
+    from ddsp_jax.training.evaluate import OUTLIER_CENTS, RPA_CENTS, evaluate_model
     from ddsp_jax.training.export import load_model_or_run
 
     if args.max_examples <= 0:
@@ -933,6 +934,9 @@ def _evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     def show(value: float | None, unit: str = "") -> str:
         return "n/a (no pitched examples)" if value is None else f"{value:.4g}{unit}"
 
+    def percent(value: float | None, of: str) -> str:
+        return "n/a (no pitched examples)" if value is None else f"{100 * value:.1f} % {of}"
+
     print(
         f"ddsp eval: {args.model} (step {result['step']}) on {result['n_examples']} held-out "
         f"examples of {args.data} (f0 by CREPE {result['f0_model']}):"
@@ -942,8 +946,13 @@ def _evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         "spectral loss, untrained": show(result["untrained_spectral_loss"]),
         "loudness L1": show(result["loudness_l1_db"], " dB"),
         "f0 L1 (confident frames)": show(result["f0_l1_cents"], " cents"),
-        "f0 outlier ratio": show(result["f0_outlier_ratio"]),
-        "raw pitch accuracy (50 cents)": show(result["raw_pitch_accuracy"]),
+        "f0 outliers (examples)": percent(
+            result["f0_outlier_ratio"], f"of pitched examples (f0 L1 > {OUTLIER_CENTS:g} cents)"
+        ),
+        "raw pitch accuracy": percent(
+            result["raw_pitch_accuracy"],
+            f"of confident frames within {RPA_CENTS:g} cents (mean of examples)",
+        ),
     }
     for name, value in rows.items():
         print(f"  {name:<32} {value}")

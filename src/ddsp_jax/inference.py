@@ -22,6 +22,35 @@ from ddsp_jax.streaming import Stream
 LOUDNESS_WARNING_DB = 10.0
 
 
+def loudness_advice(saved: SavedModel) -> str:
+    """What to do about a model that does not follow an input's loudness, from how it was
+    trained: models of isolated notes (procedural or NSynth-like data) learn the notes'
+    timing, not dynamics; an early checkpoint of a longer run has not learnt them yet.
+
+    >>> from pathlib import Path
+    >>> notes = SavedModel(None, 250, None, 400, Path("m"), {"data": {"source": "procedural"}})
+    >>> loudness_advice(notes).split(";")[0]
+    'it was trained on isolated notes, which teach their timing rather than dynamics'
+    """
+    source = str(saved.training.get("data", {}).get("source", ""))
+    steps = saved.training.get("steps")
+    if source == "procedural" or source.startswith("nsynth:"):
+        return (
+            "it was trained on isolated notes, which teach their timing rather than dynamics; "
+            "train on phrases or recordings of playing (ddsp render-soundfont --phrases, "
+            "ddsp prepare)"
+        )
+    if isinstance(steps, int) and saved.step < steps:
+        return (
+            f"it is at step {saved.step} of its run's {steps}: train it further "
+            "(ddsp train --out RUN --resume)"
+        )
+    return (
+        "its training data may not span this input's dynamics: compare the loudness in "
+        "`ddsp transfer --plot`, or give --loudness-shift"
+    )
+
+
 class SilentInputError(ValueError):
     """Input with no sound to resynthesise."""
 

@@ -156,6 +156,7 @@ def test_chunks_keep_eval_examples_apart_from_training_ones():
     assert len(splits["eval"]) == 1 and len(splits["train"]) == 3
     assert prep._split(shards, 0.25) == splits  # The same choice on every run.
     assert prep._split(shards, 0.0)["eval"] == []
+    assert prep._split(shards, 1.0)["train"] == []  # An evaluation-only dataset.
 
 
 def test_settings_are_checked():
@@ -163,8 +164,8 @@ def test_settings_are_checked():
         PrepareConfig(sample_rate=44100, frame_rate=250, hop_seconds=0.001)
     with pytest.raises(ValueError, match="f0_model"):
         PrepareConfig(f0_model="large")
-    with pytest.raises(ValueError, match="eval_fraction"):
-        PrepareConfig(eval_fraction=1.0)
+    with pytest.raises(ValueError, match=r"eval_fraction must be in \[0, 1\]"):
+        PrepareConfig(eval_fraction=1.5)
 
 
 @needs_weights
@@ -175,6 +176,11 @@ def test_a_dataset_for_another_model_size_is_refused(tmp_path):
     dataset.check_matches(16000, 64000, 250)
     with pytest.raises(DatasetError, match=r"frame rate 250 \(the model needs 100\)"):
         dataset.check_matches(16000, 64000, 100)
+    evaluation_only = dataclasses.replace(TINY, eval_fraction=1.0)
+    prepare([tmp_path / "a.wav"], tmp_path / "held-out", evaluation_only, progress=False)
+    held_out = PreparedDataset(tmp_path / "held-out")
+    assert len(held_out.index("train")) == 0 and len(held_out.index("eval")) > 0
+    assert held_out.info["statistics"] == dataset.info["statistics"]  # Of its eval examples.
 
 
 SHORT = PrepareConfig(f0_model="tiny", example_seconds=0.1, hop_seconds=0.1)

@@ -12,6 +12,7 @@ from crepe import needs_weights
 from ddsp_jax.data.nsynth import read_notes
 from ddsp_jax.data.soundfont import (
     CONTROL_SECONDS,
+    PEAK_LEVEL,
     SoundFontError,
     _gm_family_and_source,
     find_soundfont,
@@ -68,6 +69,9 @@ def test_rendered_notes_are_nsynth_notes(tmp_path):
         held = np.sqrt(np.mean(note.audio[1600:48000] ** 2))
         tail = np.sqrt(np.mean(note.audio[-3200:] ** 2))
         assert held > 1e-3 and tail < held / 10  # Sounding while held, released after 3 s.
+    for program in ("key", "synth_lead"):  # Each program's loudest note peaks at -1 dBFS.
+        peaks = [np.abs(n.audio).max() for n in notes if n.note_str.startswith(program)]
+        assert max(peaks) == pytest.approx(PEAK_LEVEL, rel=1e-6)
     # GANSynth keeps the acoustic piano (program 0), not the synth lead (81).
     kept = list(read_notes(tmp_path / "sf", subset="gansynth"))
     assert sorted(n.note_str for n in kept) == sorted(k for k in labels if k.startswith("key"))
@@ -150,6 +154,7 @@ def test_rendered_phrases_play_their_score(tmp_path):
             harmonic = max(1, round(peak_hz / f0_hz))
             assert abs(1200 * np.log2(peak_hz / (harmonic * f0_hz))) < 45, (name, note)
             checked += 1
+        assert np.abs(audio).max() == pytest.approx(PEAK_LEVEL, rel=1e-6)  # One per program.
         # After the last note's release the phrase is silent.
         assert np.sqrt(np.mean(audio[-1600:] ** 2)) < 1e-2 * np.sqrt(np.mean(audio**2))
     assert checked >= 6

@@ -50,7 +50,8 @@ class PrepareConfig:
         frame_rate: Feature frames per second (Hz).
         example_seconds: Length of an example (s).
         hop_seconds: Step between examples within a chunk (s).
-        eval_fraction: Share of chunks held out for evaluation.
+        eval_fraction: Share of chunks held out for evaluation (1: an evaluation-only
+            dataset, e.g. of recordings kept apart for ``ddsp eval``).
         f0_model: CREPE capacity, ``"tiny"`` or ``"full"``.
         chunk_seconds: Chunk length (s): examples never straddle chunks, and the eval split
             takes whole chunks.
@@ -78,8 +79,8 @@ class PrepareConfig:
             raise ValueError(
                 f"nsynth_subset must be 'gansynth' or 'all', got {self.nsynth_subset!r}."
             )
-        if not 0.0 <= self.eval_fraction < 1.0:
-            raise ValueError(f"eval_fraction must be in [0, 1), got {self.eval_fraction}.")
+        if not 0.0 <= self.eval_fraction <= 1.0:
+            raise ValueError(f"eval_fraction must be in [0, 1], got {self.eval_fraction}.")
         if self.sample_rate <= 0 or not 0 < self.frame_rate <= self.sample_rate:
             raise ValueError(
                 f"need 0 < frame_rate <= sample_rate, got {self.frame_rate} and {self.sample_rate}."

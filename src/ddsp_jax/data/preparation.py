@@ -229,14 +229,14 @@ def units_of(inputs: Sequence[str | Path], config: PrepareConfig) -> Iterator[Un
 def _split(shards: list[tuple[str, dict]], eval_fraction: float) -> dict[str, list]:
     """Whole chunks to eval, chosen by a hash of (input file name, chunk number), so that the
     choice is the same on every run and wherever the folder is; at least one chunk on each
-    side when there are two or more."""
+    side when there are two or more, unless ``eval_fraction`` is 1 (all to eval)."""
     chunks = [
         (hashlib.sha256(f"{Path(info['input']).name}#{i}".encode()).hexdigest(), key, start, stop)
         for key, info in shards
         for i, (start, stop) in enumerate(info["chunks"])
     ]
     n_eval = round(len(chunks) * eval_fraction)
-    if eval_fraction > 0 and len(chunks) >= 2:
+    if 0 < eval_fraction < 1 and len(chunks) >= 2:
         n_eval = min(max(n_eval, 1), len(chunks) - 1)
     chosen = {c[0] for c in sorted(chunks)[:n_eval]}
     splits: dict[str, list] = {"train": [], "eval": []}
@@ -246,9 +246,11 @@ def _split(shards: list[tuple[str, dict]], eval_fraction: float) -> dict[str, li
 
 
 def _statistics(dataset: "PreparedDataset") -> dict[str, Any]:
-    """``feature_statistics`` of the training split (all of it when it is small; else a fixed
-    sample of 2000 examples)."""
+    """``feature_statistics`` of the training split (of the eval split in an evaluation-only
+    dataset; all of it when it is small, else a fixed sample of 2000 examples)."""
     index = dataset.index("train")
+    if len(index) == 0:
+        index = dataset.index("eval")
     if len(index) > 2000:
         index = index[np.random.default_rng(0).choice(len(index), 2000, replace=False)]
     columns = dataset.read(index, ("f0_hz", "f0_confidence", "loudness_db"))

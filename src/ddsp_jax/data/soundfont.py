@@ -35,6 +35,9 @@ HELD_SECONDS = 3.0
 RELEASE_SECONDS = 1.0
 CONTROL_SECONDS = 0.005  # Phrases: expression and pitch bend are updated this often.
 EXPRESSION = 11  # MIDI controller number.
+# Rendered files are scaled per program so that its loudest file peaks here (-1 dBFS): the
+# synth's own level is ~-23 dBFS; the differences of velocity and expression stay.
+PEAK_LEVEL = 10 ** (-1 / 20)
 BEND_PER_CENT = 8192 / 200  # Pitch-wheel units per cent at GM's default ±2 semitone range.
 SOUNDFONT_PATHS = (
     "/usr/share/sounds/sf2/FluidR3_GM.sf2",  # Debian/Ubuntu fluid-soundfont-gm
@@ -301,6 +304,14 @@ def note_label(program: int, pitch: int, velocity: int) -> dict:
     }
 
 
+def _write_program(files: dict[Path, np.ndarray]) -> None:
+    """Write one program's files (path → 16 kHz audio), scaled together to ``PEAK_LEVEL``."""
+    peak = max(float(np.max(np.abs(audio))) for audio in files.values())
+    gain = PEAK_LEVEL / peak if peak > 0 else 1.0
+    for path, audio in files.items():
+        write_audio(path, audio * np.float32(gain), SAMPLE_RATE, "FLOAT")
+
+
 def render_soundfont(
     out: str | Path,
     programs: Sequence[int],
@@ -309,7 +320,9 @@ def render_soundfont(
     soundfont: str | Path | None = None,
     progress: bool = True,
 ) -> dict[str, dict]:
-    """Render every (program, pitch, velocity) into ``out`` in NSynth's json/wav layout.
+    """Render every (program, pitch, velocity) into ``out`` in NSynth's json/wav layout,
+    each program's notes scaled together so that its loudest peaks at -1 dBFS
+    (``PEAK_LEVEL``).
 
     Returns:
         The labels written to ``examples.json`` (note name → label).
@@ -320,14 +333,21 @@ def render_soundfont(
     out = Path(out)
     (out / "audio").mkdir(parents=True, exist_ok=True)
     labels: dict[str, dict] = {}
-    requests = [(p, k, v) for p in programs for k in pitches for v in velocities]
+    n_notes = len(programs) * len(pitches) * len(velocities)
+    bar = tqdm(total=n_notes, desc="render", disable=not progress)
     try:
-        for program, pitch, velocity in tqdm(requests, desc="render", disable=not progress):
-            label = note_label(program, pitch, velocity)
-            audio = renderer.note(program, pitch, velocity)
-            write_audio(out / "audio" / f"{label['note_str']}.wav", audio, SAMPLE_RATE, "FLOAT")
-            labels[label["note_str"]] = label
+        for program in programs:
+            files = {}
+            for pitch in pitches:
+                for velocity in velocities:
+                    label = note_label(program, pitch, velocity)
+                    path = out / "audio" / f"{label['note_str']}.wav"
+                    files[path] = renderer.note(program, pitch, velocity)
+                    labels[label["note_str"]] = label
+                    bar.update()
+            _write_program(files)
     finally:
+        bar.close()
         renderer.close()
     write_json(out / "examples.json", labels)
     return labels
@@ -346,7 +366,8 @@ def render_phrases(
 ) -> dict[str, list[dict]]:
     """Render ``n_phrases`` random phrases (``phrase_score``, velocities between the least and
     the greatest of ``velocities``) of each program into ``out`` as 16 kHz float WAVs
-    ``phrase-PPP-NNN.wav``, and their scores into ``phrases.json``.
+    ``phrase-PPP-NNN.wav`` (each program's scaled together so that its loudest peaks at
+    -1 dBFS, ``PEAK_LEVEL``), and their scores into ``phrases.json``.
 
     Returns:
         The scores (file name → notes as dicts), as written to ``phrases.json``.
@@ -362,15 +383,20 @@ def render_phrases(
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     scores: dict[str, list[dict]] = {}
-    requests = [(p, i) for p in programs for i in range(n_phrases)]
+    bar = tqdm(total=len(programs) * n_phrases, desc="render", disable=not progress)
     try:
-        for program, number in tqdm(requests, desc="render", disable=not progress):
-            score = phrase_score(pitches, (min(velocities), max(velocities)), phrase_seconds, rng)
-            audio = renderer.phrase(program, score, phrase_seconds)
-            name = f"phrase-{program:03d}-{number:03d}.wav"
-            write_audio(out / name, audio, SAMPLE_RATE, "FLOAT")
-            scores[name] = [dataclasses.asdict(note) for note in score]
+        for program in programs:
+            files = {}
+            for number in range(n_phrases):
+                span = (min(velocities), max(velocities))
+                score = phrase_score(pitches, span, phrase_seconds, rng)
+                name = f"phrase-{program:03d}-{number:03d}.wav"
+                files[out / name] = renderer.phrase(program, score, phrase_seconds)
+                scores[name] = [dataclasses.asdict(note) for note in score]
+                bar.update()
+            _write_program(files)
     finally:
+        bar.close()
         renderer.close()
     write_json(out / "phrases.json", scores)
     return scores

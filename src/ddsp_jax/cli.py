@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ddsp_jax.benchmarks.suite import BENCHMARKS
-from ddsp_jax.defaults import FRAME_RATE, SAMPLE_RATE
+from ddsp_jax.defaults import FRAME_RATE, PRESET_NAMES, SAMPLE_RATE
 from ddsp_jax.files import audio_format, audio_writer, check_output, write_audio, write_json
 
 NO_CACHE_VARIABLE = "DDSP_JAX_NO_COMPILATION_CACHE"
@@ -170,9 +170,7 @@ def _demo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 def _train_command(commands: Any) -> None:
     """``ddsp train``: train a model, with checkpoints and resume."""
     train = commands.add_parser("train", help="train a model, with checkpoints and resume")
-    train.add_argument(
-        "--preset", choices=["quick", "nsynth", "solo"], help="model and training preset (solo)"
-    )
+    train.add_argument("--preset", choices=PRESET_NAMES, help="model and training preset (solo)")
     train.add_argument(
         "--data",
         help="'procedural', a folder made by `ddsp prepare`, nsynth:PATH (TFRecord, json/wav tar "
@@ -892,6 +890,44 @@ def _live(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     return 0
 
 
+def _models_command(commands: Any) -> None:
+    """``ddsp models``: the instruments that come with the package."""
+    models = commands.add_parser(
+        "models", help="list the instruments that come with the package (usable by name)"
+    )
+    models.set_defaults(handler=_models)
+
+
+def _models(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from ddsp_jax.instruments import INSTRUMENTS, bundled_instruments
+
+    found = bundled_instruments()
+    if not found:
+        print(
+            "No instruments come with this copy of ddsp-jax. Make one with: python -m "
+            f"ddsp_jax.instruments.make NAME ({', '.join(INSTRUMENTS)}), or train your own "
+            "(ddsp train --preset solo-cpu --minutes 60 ...)."
+        )
+        return 0
+    print(
+        "Instruments (a name goes wherever a model folder does: ddsp transfer NAME in.wav out.wav):"
+    )
+    for instrument, folder, info in found:
+        low, high = info["pitch_range_midi"]
+        held_out, transfer = info["held_out"], info["transfer"]
+        print(
+            f"\n  {instrument.name}: {info['instrument']}, MIDI {low}-{high}, "
+            f"{info['steps']} steps ({folder})"
+            f"\n    trained on {info['training_data']}"
+            f"\n    held-out: f0 L1 {held_out['f0_l1_cents']:.1f} cents, loudness L1 "
+            f"{held_out['loudness_l1_db']:.2f} dB, raw pitch accuracy "
+            f"{100 * held_out['raw_pitch_accuracy']:.1f} %; a sung melody: "
+            f"{100 * transfer['within_50_cents']:.1f} % of confident frames within 50 cents"
+            f"\n    licence: {info['licence'].split(':')[0]} (MIT)"
+        )
+    return 0
+
+
 def _evaluate_command(commands: Any) -> None:
     """``ddsp eval``: held-out metrics of a model."""
     evaluate = commands.add_parser(
@@ -916,7 +952,10 @@ def _evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
     if args.max_examples <= 0:
         parser.error(f"--max-examples must be positive, got {args.max_examples}.")
-    out = Path(args.out) if args.out else Path(args.model) / "eval"
+    model = Path(args.model)  # A shipped instrument's name (no such folder): ./NAME-eval.
+    out = (
+        Path(args.out) if args.out else model / "eval" if model.exists() else Path(f"{model}-eval")
+    )
     check_output(out, folder=True)
     try:
         saved = load_model_or_run(args.model)
@@ -1020,7 +1059,7 @@ def _bench_command(commands: Any) -> None:
     )
     bench.add_argument(
         "--preset",
-        choices=["quick", "nsynth", "solo"],
+        choices=PRESET_NAMES,
         default="nsynth",
         help="train, matmuls, gru, stream: the model's sizes (stream: use solo, the reverb)",
     )
@@ -1086,6 +1125,7 @@ COMMANDS = (
     _export_command,
     _resynth_command,
     _evaluate_command,
+    _models_command,
     _transfer_command,
     _live_command,
     _bench_command,

@@ -25,6 +25,7 @@ import numpy as np
 from flax import nnx, serialization
 
 from ddsp_jax.files import write_files
+from ddsp_jax.instruments import bundled_instrument
 from ddsp_jax.models.autoencoder import Autoencoder, AutoencoderConfig
 from ddsp_jax.serialization import from_dict, to_dict
 
@@ -70,7 +71,9 @@ class SavedModel:
         return self.config.synth.sample_rate
 
 
-def save_model(saved: SavedModel, out: str | Path, run: str | Path | None = None) -> Path:
+def save_model(
+    saved: SavedModel, out: str | Path, run: str | Path | None = None, float16: bool = False
+) -> Path:
     """Write ``saved`` as a model folder ``out`` (created if needed); returns ``out``.
 
     The files are written under temporary names and renamed into place only when all are
@@ -81,11 +84,17 @@ def save_model(saved: SavedModel, out: str | Path, run: str | Path | None = None
         saved: The model and its frame rate, statistics, step and training configuration.
         out: The folder.
         run: The training run it came from (recorded in ``model.json``).
+        float16: Store the floating-point arrays as float16 (half the size; ``load_model``
+            reads them back as the model's float32).
     """
     out = Path(out)
     _, params, rest = nnx.split(saved.model, nnx.Param, ...)
     state = {"params": nnx.to_pure_dict(params), "rest": nnx.to_pure_dict(rest)}
     state = jax.tree.map(np.asarray, state)
+    if float16:
+        state = jax.tree.map(
+            lambda x: x.astype(np.float16) if np.issubdtype(x.dtype, np.floating) else x, state
+        )
     statistics = json.dumps({"statistics": saved.statistics}, indent=1) + "\n"
     info = {
         "format": FORMAT,
@@ -110,12 +119,16 @@ def save_model(saved: SavedModel, out: str | Path, run: str | Path | None = None
 
 
 def load_model(path: str | Path) -> SavedModel:
-    """Load a model folder written by ``save_model`` (``ddsp export``).
+    """Load a model folder written by ``save_model`` (``ddsp export``), or an instrument
+    that comes with the package by its name (``ddsp_jax.instruments``; a folder of that
+    name takes precedence).
 
     Raises:
         ModelError: Naming what is missing or does not fit.
     """
     path = Path(path)
+    if not path.exists() and (bundled := bundled_instrument(str(path))) is not None:
+        path = bundled
     if not path.is_dir():
         raise ModelError(f"{path}: no such model folder (make one with `ddsp export RUN --out`).")
     missing = [
@@ -156,10 +169,11 @@ def load_model(path: str | Path) -> SavedModel:
     try:
         state = serialization.msgpack_restore((path / PARAMS_FILE).read_bytes())
         for target, saved in ((params, state["params"]), (rest, state["rest"])):
-            expected = jax.tree.map(lambda x: x.shape, nnx.to_pure_dict(target))
-            if jax.tree.map(np.shape, saved) != expected:
+            expected = nnx.to_pure_dict(target)
+            if jax.tree.map(np.shape, saved) != jax.tree.map(lambda x: x.shape, expected):
                 raise ValueError("the arrays do not have the model's shapes")
-            nnx.replace_by_pure_dict(target, jax.tree.map(jax.numpy.asarray, saved))
+            arrays = jax.tree.map(lambda x, like: jax.numpy.asarray(x, like.dtype), saved, expected)
+            nnx.replace_by_pure_dict(target, arrays)
     except (ValueError, KeyError, TypeError) as error:
         raise ModelError(
             f"{path / PARAMS_FILE}: does not fit the model in {MODEL_FILE} ({error})."

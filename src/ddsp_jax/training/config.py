@@ -217,6 +217,20 @@ PRESETS: dict[str, TrainConfig] = {
         batch_size=16,
         steps=30000,
     ),
+    # solo's instrument on a laptop CPU in an hour (docs/benchmarks.md): half the decoder
+    # width (a quarter of its FLOPs), 100 Hz control frames (the GRU scans 400 frames, not
+    # 1000), a 1 s reverb and batch 8; a higher learning rate decaying tenfold over the run
+    # (`ddsp train --minutes` scales it to the steps that fit).
+    "solo-cpu": TrainConfig(
+        model=model_config(60, "ir", 16000, 256, 3, 256, 64000),
+        optimizer=OptimizerConfig(learning_rate=1e-3, decay_rate=0.1, decay_steps=8000),
+        batch_size=8,
+        steps=8000,
+        checkpoint_every=500,
+        frame_rate=100,
+        eval_every=500,
+        eval_f0_model="tiny",
+    ),
     # Small enough to learn audibly in about a minute on a laptop CPU: 100 Hz control frames
     # (the GRU's sequential scan is the step's slowest part) and a learning rate that decays
     # tenfold over the run, so the last steps settle instead of jittering.

@@ -1,0 +1,178 @@
+"""Make a shipped instrument from scratch: ``python -m ddsp_jax.instruments.make NAME``.
+
+The recipe, as the commands a user would type (``--dry-run`` prints them):
+
+1. ``ddsp render-soundfont``: 30 phrases of 20 s (10 minutes) of the instrument's General
+   MIDI program in FluidR3_GM, and 6 more with another seed for evaluation;
+2. ``ddsp prepare``: both with CREPE tiny at the preset's 100 Hz frames (the evaluation
+   phrases as an evaluation-only dataset);
+3. ``ddsp train --preset solo-cpu --minutes 60``;
+4. ``ddsp eval`` on the evaluation phrases and ``ddsp bench transfer`` (a sung melody);
+
+then the model folder is written into the package (float16 parameters when its
+resynthesis stays within 0.1 dB loudness and 1 cent f0 of float32's, else float32) with
+``instrument.json``: the instrument, its data, licence, metrics and these commands.
+"""
+
+import argparse
+import json
+import shlex
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ddsp_jax.instruments import INFO_FILE, INSTRUMENTS, SOUNDFONT_LICENCE, Instrument
+
+PACKAGE_FOLDER = Path(__file__).parent
+TRAIN_PHRASES, EVAL_PHRASES = 30, 6
+FLOAT16_LOUDNESS_DB, FLOAT16_F0_CENTS = 0.1, 1.0  # What float16 parameters may change.
+
+
+def recipe(instrument: Instrument, work: Path, minutes: float) -> list[list[str]]:
+    """The ``ddsp`` commands (argument lists) that train ``instrument`` in ``work``."""
+    low, high = instrument.pitches
+    render = ["render-soundfont", "--programs", str(instrument.program)]
+    render += ["--pitches", f"{low}:{high}", "--velocities", "40,120"]
+    features = ["--f0-model", "tiny", "--frame-rate", "100"]
+    phrases, eval_phrases = str(work / "phrases"), str(work / "eval-phrases")
+    data, eval_data, model = (
+        str(work / "data"),
+        str(work / "eval-data"),
+        str(work / "run" / "model"),
+    )
+    return [
+        [*render, "--phrases", str(TRAIN_PHRASES), "--out", phrases],
+        [*render, "--phrases", str(EVAL_PHRASES), "--seed", "1", "--out", eval_phrases],
+        ["prepare", phrases, "--out", data, *features],
+        ["prepare", eval_phrases, "--out", eval_data, *features, "--eval-fraction", "1"],
+        [
+            "train",
+            "--preset",
+            "solo-cpu",
+            "--data",
+            data,
+            "--out",
+            str(work / "run"),
+            "--minutes",
+            f"{minutes:g}",
+        ],
+        ["eval", model, "--data", eval_data, "--out", str(work / "eval"), "--f0-model", "tiny"],
+        ["bench", "transfer", "--model", model, "--json", str(work / "transfer.json")],
+    ]
+
+
+def float16_changes(model_folder: Path, eval_data: Path) -> dict[str, float]:
+    """How much storing ``model_folder``'s parameters as float16 changes its resynthesis of
+    ``eval_data``'s examples: mean absolute loudness difference (dB, all frames) and f0
+    difference (cents, frames where both CREPE tiny confidences are at least 0.85)."""
+    import tempfile
+
+    from ddsp_jax.data.dataset import PreparedDataset
+    from ddsp_jax.features import compute_features
+    from ddsp_jax.features.notes import CONFIDENT
+    from ddsp_jax.models import load_model, save_model
+    from ddsp_jax.training.evaluate import resynthesize_batches
+
+    full = load_model(model_folder)
+    with tempfile.TemporaryDirectory() as folder:
+        half = load_model(save_model(full, Path(folder) / "half", float16=True))
+    dataset = PreparedDataset(eval_data)
+    examples = dataset.read(dataset.index("eval")[:16])
+    features = [
+        compute_features(
+            resynthesize_batches(saved.model, examples, 8),
+            saved.sample_rate,
+            saved.frame_rate,
+            "tiny",
+        )
+        for saved in (full, half)
+    ]
+    confident = (features[0]["f0_confidence"] >= CONFIDENT) & (
+        features[1]["f0_confidence"] >= CONFIDENT
+    )
+    cents = 1200 * np.abs(
+        np.log2(features[1]["f0_hz"][confident] / features[0]["f0_hz"][confident])
+    )
+    loudness = np.abs(features[1]["loudness_db"] - features[0]["loudness_db"])
+    return {"loudness_db": float(np.mean(loudness)), "f0_cents": float(np.mean(cents))}
+
+
+def install(instrument: Instrument, work: Path, into: Path, commands: list[list[str]]) -> Path:
+    """Write the trained model of ``work`` into ``into`` with its ``instrument.json``."""
+    from ddsp_jax.models import load_model, save_model
+
+    saved = load_model(work / "run" / "model")
+    changes = float16_changes(work / "run" / "model", work / "eval-data")
+    float16 = (
+        changes["loudness_db"] <= FLOAT16_LOUDNESS_DB and changes["f0_cents"] <= FLOAT16_F0_CENTS
+    )
+    save_model(saved, into, float16=float16)
+    evaluation = json.loads((work / "eval" / "metrics.json").read_text())
+    transfer = json.loads((work / "transfer.json").read_text())
+    low, high = instrument.pitches
+    info: dict[str, Any] = {
+        "name": instrument.name,
+        "instrument": instrument.description,
+        "pitch_range_midi": [low, high],
+        "training_data": (
+            f"{TRAIN_PHRASES} phrases of 20 s of General MIDI program {instrument.program} "
+            f"of FluidR3_GM.sf2 (MIDI {low}-{high}), f0 by CREPE tiny"
+        ),
+        "licence": SOUNDFONT_LICENCE,
+        "steps": saved.step,
+        "float16": float16,
+        "float16_changes": changes,
+        "held_out": {
+            key: evaluation[key]
+            for key in ("n_examples", "spectral_loss", "loudness_l1_db", "f0_l1_cents")
+            if key in evaluation
+        }
+        | {"raw_pitch_accuracy": evaluation.get("raw_pitch_accuracy")},
+        "transfer": transfer,
+        "commands": [shlex.join(["ddsp", *command]) for command in commands],
+    }
+    (into / INFO_FILE).write_text(json.dumps(info, indent=1) + "\n")
+    return into
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m ddsp_jax.instruments.make", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("name", choices=sorted(INSTRUMENTS))
+    parser.add_argument("--work", type=Path, help="working folder (default: instruments/NAME)")
+    parser.add_argument("--minutes", type=float, default=60.0, help="training wall time")
+    parser.add_argument(
+        "--into", type=Path, help="model folder to write (default: the package's NAME/)"
+    )
+    parser.add_argument(
+        "--dry-run", action="store_true", help="print the commands (checked) and stop"
+    )
+    args = parser.parse_args(argv)
+    from ddsp_jax.cli import build_parser
+    from ddsp_jax.cli import main as ddsp
+
+    instrument = INSTRUMENTS[args.name]
+    work = args.work or Path("instruments") / instrument.name
+    commands = recipe(instrument, work, args.minutes)
+    ddsp_parser = build_parser()
+    for command in commands:
+        ddsp_parser.parse_args(command)  # A command that does not parse stops here.
+        print(shlex.join(["ddsp", *command]))
+    if args.dry_run:
+        return 0
+    for command in commands:
+        print(f"\n$ {shlex.join(['ddsp', *command])}", flush=True)
+        if ddsp(command) != 0:
+            print(f"make: stopped: ddsp {command[0]} failed.", file=sys.stderr)
+            return 1
+    into = install(instrument, work, args.into or PACKAGE_FOLDER / instrument.name, commands)
+    print(f"Wrote {into} ({json.loads((into / INFO_FILE).read_text())['held_out']}).")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -86,8 +86,15 @@ def test_the_recipe_of_each_instrument_parses(name, tmp_path, capsys):
     assert f"--programs {INSTRUMENTS[name].program}" in lines[0]
     assert "--minutes 60" in lines[4] and "--eval-fraction 1" in lines[3]
     parser = build_parser()
-    for command in make.recipe(INSTRUMENTS[name], tmp_path, 60.0):
+    commands = make.recipe(INSTRUMENTS[name], tmp_path, 60.0)
+    for command in commands:
         assert parser.parse_args(command).handler is not None
+    # A rerun skips what is done: here the training phrases were rendered.
+    assert [make.made(command) for command in commands] == [None] * 7
+    (tmp_path / "phrases").mkdir()
+    (tmp_path / "phrases" / "phrases.json").write_text("{}")
+    assert make.made(commands[0]) == tmp_path / "phrases" / "phrases.json"
+    assert make.made(commands[1]) is None
 
 
 @pytest.mark.parametrize("name", [instrument.name for instrument, _, _ in bundled_instruments()])

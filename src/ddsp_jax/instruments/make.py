@@ -9,7 +9,8 @@ The recipe, as the commands a user would type (``--dry-run`` prints them):
 3. ``ddsp train --preset solo-cpu --minutes 60``;
 4. ``ddsp eval`` on the evaluation phrases and ``ddsp bench transfer`` (a sung melody);
 
-then the model folder is written into the package (float16 parameters when its
+a command whose output exists is skipped (a rerun after a stop goes on from there); then
+the model folder is written into the package (float16 parameters when its
 resynthesis stays within 0.1 dB loudness and 1 cent f0 of float32's, else float32) with
 ``instrument.json``: the instrument, its data, licence, metrics and these commands.
 """
@@ -18,6 +19,7 @@ import argparse
 import json
 import shlex
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -64,6 +66,20 @@ def recipe(instrument: Instrument, work: Path, minutes: float) -> list[list[str]
     ]
 
 
+def made(command: list[str]) -> Path | None:
+    """The file showing that ``command`` (of ``recipe``) has already run to its end, if it
+    exists: a rerun after a stop skips it."""
+    out = Path(command[command.index("--json" if "--json" in command else "--out") + 1])
+    done = {
+        "render-soundfont": out / "phrases.json",
+        "prepare": out / "dataset.json",
+        "train": out / "model" / "model.json",
+        "eval": out / "metrics.json",
+        "bench": out,
+    }[command[0]]
+    return done if done.exists() else None
+
+
 def float16_changes(model_folder: Path, eval_data: Path) -> dict[str, float]:
     """How much storing ``model_folder``'s parameters as float16 changes its resynthesis of
     ``eval_data``'s examples: mean absolute loudness difference (dB, all frames) and f0
@@ -100,8 +116,29 @@ def float16_changes(model_folder: Path, eval_data: Path) -> dict[str, float]:
     return {"loudness_db": float(np.mean(loudness)), "f0_cents": float(np.mean(cents))}
 
 
-def install(instrument: Instrument, work: Path, into: Path, commands: list[list[str]]) -> Path:
-    """Write the trained model of ``work`` into ``into`` with its ``instrument.json``."""
+def learning_curve(run: Path, started: float | None) -> list[dict[str, float]]:
+    """The held-out evaluations of training run ``run``: one entry per evaluation with its
+    step, metrics and the minutes since ``started`` (Unix time; None: the run was trained
+    before, so minutes are left out)."""
+    from ddsp_jax.training import read_metrics
+
+    return [
+        ({"minutes": round((m["time"] - started) / 60, 2)} if started else {})
+        | {k: v for k, v in m.items() if k == "step" or k.startswith("eval_")}
+        for m in read_metrics(run)
+        if "eval_loss" in m
+    ]
+
+
+def install(
+    instrument: Instrument,
+    work: Path,
+    into: Path,
+    commands: list[list[str]],
+    curve: list[dict[str, float]],
+) -> Path:
+    """Write the trained model of ``work`` into ``into`` with its ``instrument.json``
+    (``curve``: its ``learning_curve``)."""
     from ddsp_jax.models import load_model, save_model
 
     saved = load_model(work / "run" / "model")
@@ -132,6 +169,7 @@ def install(instrument: Instrument, work: Path, into: Path, commands: list[list[
         }
         | {"raw_pitch_accuracy": evaluation.get("raw_pitch_accuracy")},
         "transfer": transfer,
+        "learning_curve": curve,
         "commands": [shlex.join(["ddsp", *command]) for command in commands],
     }
     (into / INFO_FILE).write_text(json.dumps(info, indent=1) + "\n")
@@ -164,12 +202,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(shlex.join(["ddsp", *command]))
     if args.dry_run:
         return 0
+    started = {}
     for command in commands:
         print(f"\n$ {shlex.join(['ddsp', *command])}", flush=True)
+        if (done := made(command)) is not None:
+            print(f"(done before: {done} exists)")
+            continue
+        started[command[0]] = time.time()
         if ddsp(command) != 0:
             print(f"make: stopped: ddsp {command[0]} failed.", file=sys.stderr)
             return 1
-    into = install(instrument, work, args.into or PACKAGE_FOLDER / instrument.name, commands)
+    curve = learning_curve(work / "run", started.get("train"))
+    into = args.into or PACKAGE_FOLDER / instrument.name
+    install(instrument, work, into, commands, curve)
     print(f"Wrote {into} ({json.loads((into / INFO_FILE).read_text())['held_out']}).")
     return 0
 

@@ -44,13 +44,14 @@ class MetricsLog:
             )
 
     def write(self, record: dict[str, Any]) -> None:
-        """Log ``record`` (it must have ``step``; numeric values become TensorBoard scalars)."""
+        """Log ``record`` (it must have ``step``; its numeric values but ``time``, the Unix
+        time, become TensorBoard scalars)."""
         self._file.write(json.dumps(record) + "\n")
         self._file.flush()
         if self._writer is not None:
             for name, value in record.items():
                 if (
-                    name != "step"
+                    name not in ("step", "time")
                     and isinstance(value, int | float)
                     and not isinstance(value, bool)
                 ):

@@ -398,6 +398,7 @@ class Trainer:
                     "learning_rate": learning_rate,
                     "grad_norm": grad_norm,
                     "steps_per_second": 1.0 / max(now - last_time, 1e-9),
+                    "time": round(time.time(), 3),  # Unix time: learning against wall time.
                 }
                 last_time = now
                 if not finite:

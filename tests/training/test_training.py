@@ -16,7 +16,7 @@ from ddsp_jax.cli import main
 from ddsp_jax.data.procedural import render_notes
 from ddsp_jax.serialization import to_dict
 from ddsp_jax.training import PRESETS, Trainer, TrainingError, read_metrics, restore_model
-from ddsp_jax.training.config import DataConfig, LossConfig, load, override
+from ddsp_jax.training.config import DataConfig, LossConfig, OptimizerConfig, load, override
 from ddsp_jax.training.examples import ExampleSource, load_npz, split
 from ddsp_jax.training.metrics import METRICS_FILE, TENSORBOARD_DIR, MetricsLog
 from tiny import tiny_config
@@ -527,4 +527,22 @@ def test_past_its_deadline_fit_starts_no_step_and_checkpoints_where_it_is(tmp_pa
     assert trainer.out_of_time and trainer.stopped_by is None
     assert len(history) == 3 and trainer.step == 4  # The step of the late batch completes.
     assert trainer.checkpoints.all_steps() == [1, 4]
+    trainer.close()
+
+
+def test_a_budget_too_short_for_one_step_is_refused_and_one_that_fits_scales_the_schedule(
+    tmp_path,
+):
+    from ddsp_jax.training.budget import fit_to_budget
+
+    config = tiny_config(steps=100, optimizer=OptimizerConfig(decay_steps=50))
+    examples = notes(4)
+    trainer = Trainer(config, tmp_path / "run")
+    with pytest.raises(ValueError, match="leaves no time for a step"):
+        fit_to_budget(trainer, examples, examples, None, time.monotonic())
+    assert trainer.config == config and not (tmp_path / "run").exists()  # Untouched.
+    costs = fit_to_budget(trainer, examples, examples, None, time.monotonic() + 30)
+    steps = trainer.config.steps
+    assert steps >= 1 and costs.run_seconds(trainer.config, steps) <= 30
+    assert trainer.config.optimizer.decay_steps == round(50 * steps / 100)
     trainer.close()

@@ -546,3 +546,19 @@ def test_a_budget_too_short_for_one_step_is_refused_and_one_that_fits_scales_the
     assert steps >= 1 and costs.run_seconds(trainer.config, steps) <= 30
     assert trainer.config.optimizer.decay_steps == round(50 * steps / 100)
     trainer.close()
+
+
+@pytest.mark.slow
+def test_the_cpu_preset_learns_procedural_notes(tmp_path):
+    from ddsp_jax.training.examples import procedural_split
+
+    settings = ["model.synth.n_samples=16000", "data.example_seconds=1.0", "data.n_train=16"]
+    settings += ["data.n_test=4", "batch_size=4", "steps=60", "eval_every=0"]
+    config = override(PRESETS["solo-cpu"], settings)
+    train, test = procedural_split(config)
+    trainer = Trainer(config, tmp_path / "run")
+    trainer.start(resume=False)
+    untrained = trainer.evaluate(test)
+    trainer.fit(ExampleSource(train, config.batch_size, 0), progress=False)
+    assert trainer.evaluate(test) < 0.8 * untrained
+    trainer.close()

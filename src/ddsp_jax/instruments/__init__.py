@@ -1,9 +1,10 @@
 """Instruments that come with the package: trained model folders, loaded by name.
 
 magenta/ddsp offered four solo instruments (violin, flute, trumpet, tenor saxophone); these
-are the same four, trained with the ``solo-cpu`` preset on phrases of the FluidR3_GM
-SoundFont (MIT licence) by ``python -m ddsp_jax.instruments.make NAME``, which reproduces
-each from scratch. ``load_model("violin")``, ``ddsp transfer violin in.wav out.wav`` and
+are the same four (``INSTRUMENTS``), trained with the ``solo-cpu`` preset on phrases of the
+FluidR3_GM SoundFont (MIT licence) by ``python -m ddsp_jax.instruments.make NAME``, which
+reproduces each from scratch and installs it only when it reaches the quality targets; the
+package holds those that did. ``load_model("violin")``, ``ddsp transfer violin in.wav out.wav`` and
 every command that takes a model folder accept their names; ``ddsp models`` lists them.
 
 Each folder is a model folder (``models.saved``) with ``instrument.json`` beside it: the

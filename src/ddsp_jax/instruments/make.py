@@ -9,10 +9,11 @@ The recipe, as the commands a user would type (``--dry-run`` prints them):
 3. ``ddsp train --preset solo-cpu --minutes 60``;
 4. ``ddsp eval`` on the evaluation phrases and ``ddsp bench transfer`` (a sung melody);
 
-a command whose output exists is skipped (a rerun after a stop goes on from there); then
-the model folder is written into the package (float16 parameters when its
-resynthesis stays within 0.1 dB loudness and 1 cent f0 of float32's, else float32) with
-``instrument.json``: the instrument, its data, licence, metrics and these commands.
+a command whose output exists is skipped (a rerun after a stop goes on from there); then,
+if the model reaches ``TARGETS`` and ``TRANSFER_TARGET``, its folder is written into the
+package (float16 parameters when its resynthesis stays within 0.1 dB loudness and 1 cent
+f0 of float32's, else float32) with ``instrument.json``: the instrument, its data, licence,
+metrics, learning curve and these commands.
 """
 
 import argparse
@@ -31,6 +32,30 @@ from ddsp_jax.instruments import INFO_FILE, INSTRUMENTS, SOUNDFONT_LICENCE, Inst
 PACKAGE_FOLDER = Path(__file__).parent
 TRAIN_PHRASES, EVAL_PHRASES = 30, 6
 FLOAT16_LOUDNESS_DB, FLOAT16_F0_CENTS = 0.1, 1.0  # What float16 parameters may change.
+# What a shipped instrument reaches on its evaluation phrases and on a sung melody.
+TARGETS = {"f0_l1_cents": 20.0, "loudness_l1_db": 4.0, "raw_pitch_accuracy": 0.95}
+TRANSFER_TARGET = 0.9  # Share of confident frames within 50 cents.
+
+
+def shortfalls(evaluation: dict[str, Any], transfer: dict[str, Any]) -> list[str]:
+    """The targets (``TARGETS``, ``TRANSFER_TARGET``) a trained model misses, in words.
+
+    >>> shortfalls({"f0_l1_cents": 12.0, "loudness_l1_db": 5.5, "raw_pitch_accuracy": 0.97},
+    ...            {"within_50_cents": 0.95})
+    ['loudness_l1_db 5.5 (target 4)']
+    """
+    missed = []
+    for key, target in TARGETS.items():
+        value = evaluation.get(key)
+        worse = value is None or (value < target if key == "raw_pitch_accuracy" else value > target)
+        if worse:
+            missed.append(f"{key} {value:.3g} (target {target:g})" if value is not None else key)
+    if transfer.get("within_50_cents", 0.0) < TRANSFER_TARGET:
+        missed.append(
+            f"transfer within 50 cents {transfer.get('within_50_cents', 0.0):.3g} "
+            f"(target {TRANSFER_TARGET:g})"
+        )
+    return missed
 
 
 def recipe(instrument: Instrument, work: Path, minutes: float) -> list[list[str]]:
@@ -212,6 +237,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if ddsp(command) != 0:
             print(f"make: stopped: ddsp {command[0]} failed.", file=sys.stderr)
             return 1
+    missed = shortfalls(
+        json.loads((work / "eval" / "metrics.json").read_text()),
+        json.loads((work / "transfer.json").read_text()),
+    )
+    if missed:
+        print(f"make: not installed: the model misses {'; '.join(missed)}.", file=sys.stderr)
+        return 1
     curve = learning_curve(work / "run", started.get("train"))
     into = args.into or PACKAGE_FOLDER / instrument.name
     install(instrument, work, into, commands, curve)

@@ -923,7 +923,7 @@ def _models(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             f"{held_out['loudness_l1_db']:.2f} dB, raw pitch accuracy "
             f"{100 * held_out['raw_pitch_accuracy']:.1f} %; a sung melody: "
             f"{100 * transfer['within_50_cents']:.1f} % of confident frames within 50 cents"
-            f"\n    licence: {info['licence'].split(':')[0]} (MIT)"
+            f"\n    licence: {info['licence'].split(':')[0]}"
         )
     return 0
 

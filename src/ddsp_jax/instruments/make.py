@@ -163,10 +163,18 @@ def install(
     curve: list[dict[str, float]],
 ) -> Path:
     """Write the trained model of ``work`` into ``into`` with its ``instrument.json``
-    (``curve``: its ``learning_curve``)."""
+    (``curve``: its ``learning_curve``). Paths under ``work`` are recorded as under the
+    default working folder, ``instruments/NAME``: nothing of the maker's machine is kept."""
+    import dataclasses
+
     from ddsp_jax.models import load_model, save_model
 
+    def relative(text: str) -> str:
+        return text.replace(str(work), str(Path("instruments") / instrument.name))
+
     saved = load_model(work / "run" / "model")
+    data = {**saved.training["data"], "source": relative(saved.training["data"]["source"])}
+    saved = dataclasses.replace(saved, training={**saved.training, "data": data})
     changes = float16_changes(work / "run" / "model", work / "eval-data")
     float16 = (
         changes["loudness_db"] <= FLOAT16_LOUDNESS_DB and changes["f0_cents"] <= FLOAT16_F0_CENTS
@@ -195,7 +203,7 @@ def install(
         | {"raw_pitch_accuracy": evaluation.get("raw_pitch_accuracy")},
         "transfer": transfer,
         "learning_curve": curve,
-        "commands": [shlex.join(["ddsp", *command]) for command in commands],
+        "commands": [relative(shlex.join(["ddsp", *command])) for command in commands],
     }
     (into / INFO_FILE).write_text(json.dumps(info, indent=1) + "\n")
     return into

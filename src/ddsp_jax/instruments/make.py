@@ -181,7 +181,7 @@ def install(
     )
     save_model(saved, into, float16=float16)
     evaluation = json.loads((work / "eval" / "metrics.json").read_text())
-    transfer = json.loads((work / "transfer.json").read_text())
+    transfer = json.loads(relative((work / "transfer.json").read_text()))
     low, high = instrument.pitches
     info: dict[str, Any] = {
         "name": instrument.name,

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from ddsp_jax.files import write_json
 from ddsp_jax.instruments import INFO_FILE, INSTRUMENTS, SOUNDFONT_LICENCE, Instrument
 
 PACKAGE_FOLDER = Path(__file__).parent
@@ -205,7 +206,7 @@ def install(
         "learning_curve": curve,
         "commands": [relative(shlex.join(["ddsp", *command])) for command in commands],
     }
-    (into / INFO_FILE).write_text(json.dumps(info, indent=1) + "\n")
+    write_json(into / INFO_FILE, info)  # Last: a folder without it is not listed.
     return into
 
 

@@ -138,3 +138,28 @@ def test_the_command_line_offers_every_preset():
     from ddsp_jax.defaults import PRESET_NAMES
 
     assert set(PRESET_NAMES) == set(PRESETS)
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        ([], (16000, 250, 4.0)),
+        (["--preset", "solo-cpu"], (16000, 100, 4.0)),
+        (["--preset", "quick"], (16000, 100, 1.0)),
+        (["--preset", "solo-cpu", "--frame-rate", "250"], (16000, 250, 4.0)),
+        (["--sample-rate", "24000", "--example-seconds", "2"], (24000, 250, 2.0)),
+    ],
+)
+def test_prepare_takes_its_sizes_from_a_preset_unless_given(options, expected, monkeypatch):
+    import ddsp_jax.data.preparation
+
+    seen = []
+
+    def prepare(inputs, out, config):
+        seen.append((config.sample_rate, config.frame_rate, config.example_seconds))
+        raise ValueError("stopped")
+
+    monkeypatch.setattr(ddsp_jax.data.preparation, "prepare", prepare)
+    assert main(["prepare", "in.wav", "--out", "data", *options]) == 1
+    assert seen == [expected]
+    assert PRESETS["solo-cpu"].frame_rate == 100 and PRESETS["quick"].frame_rate == 100

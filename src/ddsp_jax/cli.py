@@ -321,12 +321,18 @@ def _prepare_command(commands: Any) -> None:
     )
     prepare.add_argument("--out", required=True, help="dataset folder")
     prepare.add_argument(
-        "--sample-rate", type=int, default=SAMPLE_RATE, help="example audio rate (Hz)"
+        "--preset",
+        choices=PRESET_NAMES,
+        help="the training preset the dataset is for: its sample rate, frame rate and example "
+        "length are the defaults of the three options below",
     )
     prepare.add_argument(
-        "--frame-rate", type=int, default=FRAME_RATE, help="feature frames per second"
+        "--sample-rate", type=int, help=f"example audio rate (Hz; default {SAMPLE_RATE})"
     )
-    prepare.add_argument("--example-seconds", type=float, default=4.0, help="example length (s)")
+    prepare.add_argument(
+        "--frame-rate", type=int, help=f"feature frames per second (default {FRAME_RATE})"
+    )
+    prepare.add_argument("--example-seconds", type=float, help="example length (s; default 4)")
     prepare.add_argument("--hop-seconds", type=float, default=1.0, help="step between examples (s)")
     prepare.add_argument(
         "--eval-fraction",
@@ -360,11 +366,21 @@ def _prepare(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from ddsp_jax.data.preparation import prepare
     from ddsp_jax.features.torch_weights import WeightsError
 
+    sizes = {"sample_rate": SAMPLE_RATE, "frame_rate": FRAME_RATE, "example_seconds": 4.0}
+    if args.preset:
+        from ddsp_jax.training import PRESETS
+
+        preset = PRESETS[args.preset]
+        synth = preset.model.synth
+        sizes = {
+            "sample_rate": synth.sample_rate,
+            "frame_rate": preset.frame_rate,
+            "example_seconds": synth.n_samples / synth.sample_rate,
+        }
+    sizes.update({name: value for name in sizes if (value := getattr(args, name)) is not None})
     try:
         config = PrepareConfig(
-            sample_rate=args.sample_rate,
-            frame_rate=args.frame_rate,
-            example_seconds=args.example_seconds,
+            **sizes,
             hop_seconds=args.hop_seconds,
             eval_fraction=args.eval_fraction,
             f0_model=args.f0_model,

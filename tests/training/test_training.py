@@ -214,6 +214,17 @@ def test_resume_refuses_a_different_config(tmp_path):
     assert json.loads((tmp_path / "config.json").read_text())["steps"] == 99
 
 
+def test_a_run_saved_before_a_setting_existed_resumes_with_its_default(tmp_path):
+    Trainer(tiny_config(), tmp_path).start(resume=False)
+    saved = json.loads((tmp_path / "config.json").read_text())
+    del saved["optimizer"]["warmup_steps"]
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    Trainer(tiny_config(), tmp_path).start(resume=True)
+    with pytest.raises(TrainingError, match=r"\['optimizer'\]"):
+        warm = dataclasses.replace(tiny_config().optimizer, warmup_steps=10)
+        Trainer(tiny_config(optimizer=warm), tmp_path).start(resume=True)
+
+
 def test_learning_rate_follows_the_optax_schedule(tmp_path):
     config = PRESETS["quick"]
     trainer = Trainer(config, tmp_path)
@@ -224,6 +235,13 @@ def test_learning_rate_follows_the_optax_schedule(tmp_path):
     for step in (0, 1, 200, 400, 123456):
         trainer.step = step
         assert trainer.learning_rate() == pytest.approx(float(schedule(step)), rel=1e-6)
+    warm = dataclasses.replace(config, optimizer=dataclasses.replace(optimizer, warmup_steps=100))
+    trainer = Trainer(warm, tmp_path / "warm")
+    warmup = optax.linear_schedule(optimizer.learning_rate / 100, optimizer.learning_rate, 99)
+    for step in (0, 1, 50, 99, 100, 300):
+        trainer.step = step
+        expected = float(warmup(step)) * float(schedule(step)) / optimizer.learning_rate
+        assert trainer.learning_rate() == pytest.approx(expected, rel=1e-6)
 
 
 def test_example_source_is_deterministic_and_restorable():
@@ -315,6 +333,31 @@ def test_held_out_evaluation_is_logged_every_n_steps(tmp_path):
     assert [r["step"] for r in logged if "eval_loss" in r] == [2, 4]
     with pytest.raises(ValueError, match="eval_f0_model"):
         tiny_config(eval_f0_model="large")
+
+
+def test_held_out_evaluation_warns_once_when_the_model_has_lost_the_pitch(capsys):
+    from types import SimpleNamespace
+
+    from ddsp_jax.training.evaluate import EARLY_STEPS, HeldOutEvaluation
+
+    config = tiny_config(eval_f0_model="tiny")
+    held_out = notes(2, seed=1, seconds=1.0)
+    noise = np.random.default_rng(0).normal(0, 0.1, held_out["audio"].shape).astype(np.float32)
+    plays = {"noise": noise, "the notes": held_out["audio"]}
+
+    def trainer(step: int, playing: str) -> SimpleNamespace:
+        audio = plays[playing]
+        return SimpleNamespace(step=step, resynthesize=lambda examples: (audio, np.zeros(2)))
+
+    evaluation = HeldOutEvaluation(config, held_out)
+    assert evaluation(trainer(EARLY_STEPS, "the notes"))["eval_raw_pitch_accuracy"] > 0.9
+    assert evaluation(trainer(EARLY_STEPS - 1, "noise"))["eval_raw_pitch_accuracy"] < 0.5
+    assert capsys.readouterr().err == ""  # Early steps may still be finding the pitch.
+    for step in (EARLY_STEPS, 2 * EARLY_STEPS):
+        evaluation(trainer(step, "noise"))
+    warning = capsys.readouterr().err.strip().splitlines()
+    assert len(warning) == 1 and warning[0].startswith(f"warning: at step {EARLY_STEPS} ")
+    assert "--set seed=1" in warning[0]
 
 
 @pytest.mark.slow

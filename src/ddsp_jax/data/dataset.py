@@ -196,7 +196,8 @@ class PreparedDataset:
         if mismatches:
             raise DatasetError(
                 f"{self.path}: prepared with {', '.join(mismatches)}; re-run ddsp prepare with "
-                "matching --sample-rate/--example-seconds/--frame-rate, or change the model."
+                "the training's --preset (or matching --sample-rate/--example-seconds/"
+                "--frame-rate), or change the model."
             )
 
 

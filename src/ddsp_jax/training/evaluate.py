@@ -8,12 +8,14 @@ one whose f0 L1 exceeds 12 semitones (or whose resynthesis has no trackable pitc
 is an outlier, counted in the outlier ratio and left out of the mean f0 L1.
 """
 
+import sys
 from pathlib import Path
 from typing import Any
 
 import jax
 import numpy as np
 from flax import nnx
+from tqdm import tqdm
 
 from ddsp_jax.data.dataset import PreparedDataset
 from ddsp_jax.features.extract import compute_features
@@ -26,6 +28,10 @@ from ddsp_jax.training.trainer import example_spectral_losses, initialize_model
 
 OUTLIER_CENTS = 1200.0  # magenta's OUTLIER_MIDI_THRESH: 12 semitones.
 RPA_CENTS = 50.0
+# Below this held-out raw pitch accuracy after EARLY_STEPS the model is not playing its
+# pitch: its harmonic amplitude has usually collapsed to silence, leaving the filtered noise
+# and the reverb to imitate the spectrum's envelope, a minimum training does not leave.
+PITCH_LOST_ACCURACY, EARLY_STEPS = 0.5, 500
 
 
 def example_metrics(
@@ -115,11 +121,15 @@ def resynthesis_metrics(
 class HeldOutEvaluation:
     """What ``Trainer.fit`` logs every ``eval_every`` steps: the held-out spectral loss and
     the loudness L1 of the resynthesis (dB), and with ``config.eval_f0_model`` the f0 metrics
-    too (the originals' features are computed from their audio once, as the resynthesis's)."""
+    too (the originals' features are computed from their audio once, as the resynthesis's).
+
+    From step ``EARLY_STEPS`` on, a raw pitch accuracy below ``PITCH_LOST_ACCURACY`` is
+    reported once on stderr with what to do about it."""
 
     def __init__(self, config: TrainConfig, examples: dict[str, np.ndarray]) -> None:
         self.config, self.examples = config, examples
         self._original: dict[str, np.ndarray] | None = None
+        self._warned = False
 
     def __call__(self, trainer: Any) -> dict[str, float]:
         audio, losses = trainer.resynthesize(self.examples)
@@ -135,6 +145,17 @@ class HeldOutEvaluation:
         for name, value in summary.items():
             if isinstance(value, float):
                 metrics[f"eval_{name}"] = value
+        accuracy = summary["raw_pitch_accuracy"]
+        lost = accuracy is not None and accuracy < PITCH_LOST_ACCURACY
+        if lost and trainer.step >= EARLY_STEPS and not self._warned:
+            self._warned = True
+            tqdm.write(
+                f"warning: at step {trainer.step} the model plays the held-out pitch on "
+                f"{100 * accuracy:.0f} % of frames: its harmonic part has likely gone silent "
+                "(filtered noise imitating the sound), which training does not undo. Start "
+                "again with another seed (--set seed=1) or a lower --lr.",
+                file=sys.stderr,
+            )
         return metrics
 
 

@@ -50,9 +50,14 @@ def make_optimizer(config: OptimizerConfig) -> optax.GradientTransformationExtra
 
 def learning_rate(config: OptimizerConfig, step: int) -> float:
     """The learning rate of step ``step`` (0-based): magenta's exponential decay,
-    ``learning_rate * decay_rate ** (step / decay_steps)``.
+    ``learning_rate * decay_rate ** (step / decay_steps)``, times ``(step + 1) /
+    warmup_steps`` during the warm-up.
 
     >>> learning_rate(OptimizerConfig(learning_rate=1e-3, decay_steps=100, decay_rate=0.5), 200)
     0.00025
+    >>> warm = OptimizerConfig(learning_rate=1e-3, decay_rate=1.0, warmup_steps=4)
+    >>> [learning_rate(warm, step) for step in range(5)]
+    [0.00025, 0.0005, 0.00075, 0.001, 0.001]
     """
-    return config.learning_rate * config.decay_rate ** (step / config.decay_steps)
+    warmup = min(1.0, (step + 1) / config.warmup_steps) if config.warmup_steps else 1.0
+    return warmup * config.learning_rate * config.decay_rate ** (step / config.decay_steps)

@@ -20,7 +20,7 @@ from flax import nnx
 from ddsp_jax.files import check_output, write_json
 from ddsp_jax.losses import multi_scale_spectral_loss
 from ddsp_jax.models.autoencoder import Autoencoder
-from ddsp_jax.serialization import to_dict
+from ddsp_jax.serialization import from_dict, to_dict
 from ddsp_jax.training.checkpoints import CHECKPOINT_DIR, DAMAGED_DIR, Checkpoints
 from ddsp_jax.training.config import CONFIG_FILE, LossConfig, TrainConfig, model_class_of
 from ddsp_jax.training.examples import BatchSource, Examples, nsynth_dataset_dir
@@ -254,6 +254,8 @@ class Trainer:
             if not config_path.exists():
                 raise TrainingError(f"cannot resume: {config_path} does not exist.")
             saved = json.loads(config_path.read_text())
+            with contextlib.suppress(ValueError):  # Settings added since take their defaults.
+                saved = to_dict(from_dict(TrainConfig, saved))
             current = to_dict(self.config)
             changed = sorted(
                 k for k in current if k not in RESUMABLE_CHANGES and saved.get(k) != current[k]

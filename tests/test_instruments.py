@@ -86,7 +86,7 @@ def test_the_recipe_of_each_instrument_parses(name, tmp_path, capsys):
     assert f"--programs {INSTRUMENTS[name].program}" in lines[0]
     assert "--minutes 60" in lines[4] and "--eval-fraction 1" in lines[3]
     parser = build_parser()
-    commands = make.recipe(INSTRUMENTS[name], tmp_path, 60.0)
+    commands = make.recipe(INSTRUMENTS[name], tmp_path, ("--minutes", "60"))
     for command in commands:
         assert parser.parse_args(command).handler is not None
     # A rerun skips what is done: here the training phrases were rendered.
@@ -95,6 +95,13 @@ def test_the_recipe_of_each_instrument_parses(name, tmp_path, capsys):
     (tmp_path / "phrases" / "phrases.json").write_text("{}")
     assert make.made(commands[0]) == tmp_path / "phrases" / "phrases.json"
     assert make.made(commands[1]) is None
+
+
+def test_the_recipe_trains_for_a_number_of_steps_instead_of_minutes(tmp_path, capsys):
+    assert make.main(["flute", "--dry-run", "--work", str(tmp_path), "--steps", "6000"]) == 0
+    train = capsys.readouterr().out.splitlines()[4]
+    assert "--steps 6000 --set optimizer.learning_rate=0.001 --set seed=1" in train
+    assert "--minutes" not in train
 
 
 @pytest.mark.parametrize("name", [instrument.name for instrument, _, _ in bundled_instruments()])
@@ -115,3 +122,15 @@ def test_a_shipped_instrument_plays_a_tone_at_its_pitch_and_loudness(name):
     assert pitched.sum() > 0.5 * notes.sum() and abs(np.median(cents)) <= 20.0
     error = heard["loudness_db"][0][notes] - given["loudness_db"][0][notes]
     assert np.median(np.abs(error)) <= 3.0  # The output follows the swell and the fade.
+
+
+@pytest.mark.parametrize("name", [instrument.name for instrument, _, _ in bundled_instruments()])
+def test_a_shipped_instrument_records_the_commands_its_recipe_gives(name):
+    """``python -m ddsp_jax.instruments.make NAME`` with the recorded length reproduces it."""
+    info = json.loads((instruments.bundled_instrument(name) / INFO_FILE).read_text())
+    train = info["commands"][4].split()
+    option = "--minutes" if "--minutes" in train else "--steps"
+    length = (option, train[train.index(option) + 1])
+    commands = make.recipe(INSTRUMENTS[name], Path("instruments") / name, length)
+    assert info["commands"] == [" ".join(["ddsp", *command]) for command in commands]
+    assert info["steps"] == load_model(name).step

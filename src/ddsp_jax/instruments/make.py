@@ -4,9 +4,10 @@ The recipe, as the commands a user would type (``--dry-run`` prints them):
 
 1. ``ddsp render-soundfont``: 30 phrases of 20 s (10 minutes) of the instrument's General
    MIDI program in FluidR3_GM, and 6 more with another seed for evaluation;
-2. ``ddsp prepare``: both with CREPE tiny at the preset's 100 Hz frames (the evaluation
-   phrases as an evaluation-only dataset);
-3. ``ddsp train --preset solo-cpu --minutes 60``;
+2. ``ddsp prepare --preset solo-cpu``: both with CREPE tiny at the preset's 100 Hz frames
+   (the evaluation phrases as an evaluation-only dataset);
+3. ``ddsp train --preset solo-cpu --minutes 60`` (or ``--steps N``: the same model on any
+   machine, where a time budget gives a faster machine more steps);
 4. ``ddsp eval`` on the evaluation phrases and ``ddsp bench transfer`` (a sung melody);
 
 a command whose output exists is skipped (a rerun after a stop goes on from there); then,
@@ -59,12 +60,14 @@ def shortfalls(evaluation: dict[str, Any], transfer: dict[str, Any]) -> list[str
     return missed
 
 
-def recipe(instrument: Instrument, work: Path, minutes: float) -> list[list[str]]:
-    """The ``ddsp`` commands (argument lists) that train ``instrument`` in ``work``."""
+def recipe(instrument: Instrument, work: Path, length: tuple[str, str]) -> list[list[str]]:
+    """The ``ddsp`` commands (argument lists) that train ``instrument`` in ``work``, the
+    training's length an option of ``ddsp train``: ``("--minutes", "60")`` or
+    ``("--steps", "6000")``."""
     low, high = instrument.pitches
     render = ["render-soundfont", "--programs", str(instrument.program)]
     render += ["--pitches", f"{low}:{high}", "--velocities", "40,120"]
-    features = ["--f0-model", "tiny", "--frame-rate", "100"]
+    features = ["--f0-model", "tiny", "--preset", "solo-cpu"]
     phrases, eval_phrases = str(work / "phrases"), str(work / "eval-phrases")
     data, eval_data, model = (
         str(work / "data"),
@@ -84,8 +87,8 @@ def recipe(instrument: Instrument, work: Path, minutes: float) -> list[list[str]
             data,
             "--out",
             str(work / "run"),
-            "--minutes",
-            f"{minutes:g}",
+            *length,
+            *(option for setting in instrument.settings for option in ("--set", setting)),
         ],
         ["eval", model, "--data", eval_data, "--out", str(work / "eval"), "--f0-model", "tiny"],
         ["bench", "transfer", "--model", model, "--json", str(work / "transfer.json")],
@@ -216,7 +219,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("name", choices=sorted(INSTRUMENTS))
     parser.add_argument("--work", type=Path, help="working folder (default: instruments/NAME)")
-    parser.add_argument("--minutes", type=float, default=60.0, help="training wall time")
+    length = parser.add_mutually_exclusive_group()
+    length.add_argument("--minutes", type=float, default=60.0, help="training wall time")
+    length.add_argument("--steps", type=int, help="training steps (instead of --minutes)")
     parser.add_argument(
         "--into", type=Path, help="model folder to write (default: the package's NAME/)"
     )
@@ -229,7 +234,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     instrument = INSTRUMENTS[args.name]
     work = args.work or Path("instruments") / instrument.name
-    commands = recipe(instrument, work, args.minutes)
+    length = ("--steps", str(args.steps)) if args.steps else ("--minutes", f"{args.minutes:g}")
+    commands = recipe(instrument, work, length)
     ddsp_parser = build_parser()
     for command in commands:
         ddsp_parser.parse_args(command)  # A command that does not parse stops here.

@@ -234,7 +234,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     instrument = INSTRUMENTS[args.name]
     work = args.work or Path("instruments") / instrument.name
-    length = ("--steps", str(args.steps)) if args.steps else ("--minutes", f"{args.minutes:g}")
+    length = (
+        ("--steps", str(args.steps))
+        if args.steps is not None
+        else ("--minutes", f"{args.minutes:g}")
+    )
     commands = recipe(instrument, work, length)
     ddsp_parser = build_parser()
     for command in commands:

@@ -12,7 +12,7 @@ from ddsp_jax import instruments
 from ddsp_jax.cli import build_parser
 from ddsp_jax.cli import main as ddsp
 from ddsp_jax.features import compute_features
-from ddsp_jax.features.notes import note_frames
+from ddsp_jax.features.notes import NOTE_MIN_LOUDNESS_DB
 from ddsp_jax.inference import resynthesize
 from ddsp_jax.instruments import INFO_FILE, INSTRUMENTS, bundled_instruments, make
 from ddsp_jax.models import Autoencoder, SavedModel, load_model, save_model
@@ -115,8 +115,10 @@ def test_a_shipped_instrument_plays_a_tone_at_its_pitch_and_loudness(name):
     tone = (0.3 * envelope * np.sin(2 * np.pi * f0_hz * t)).astype(np.float32)
     out, _ = resynthesize(saved, tone, sample_rate, f0_model="tiny")
     heard = compute_features(out[None], sample_rate, saved.frame_rate, "tiny")
-    given = compute_features(tone[None], sample_rate, saved.frame_rate, "tiny")
-    notes = note_frames(given["f0_confidence"][0], given["loudness_db"][0])
+    given = compute_features(tone[None], sample_rate, saved.frame_rate, None)
+    # The tone sounds wherever it is loud enough; CREPE's confidence on a pure sine below
+    # ~260 Hz (under 0.8) is no guide to that.
+    notes = given["loudness_db"][0] > NOTE_MIN_LOUDNESS_DB
     pitched = notes & (heard["f0_confidence"][0] >= 0.5)
     cents = 1200 * np.log2(heard["f0_hz"][0][pitched] / f0_hz)
     assert pitched.sum() > 0.5 * notes.sum() and abs(np.median(cents)) <= 20.0

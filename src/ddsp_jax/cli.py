@@ -1047,9 +1047,9 @@ def _bench_command(commands: Any) -> None:
         "--impl",
         choices=["fast", "reference", "both"],
         default="fast",
-        help="synth, train: the code path of the hot spots (reference: plain formulations "
-        "differentiated by JAX; both: each in this run, with the speedup; peak RSS then "
-        "covers both, so measure memory with one path)",
+        help="synth, train, f0: the code path of the hot spots (reference: plain "
+        "formulations, differentiated by JAX where trained; both: each in this run, with the "
+        "speedup; peak RSS then covers both, so measure memory with one path)",
     )
     bench.add_argument(
         "--f0-model", choices=["tiny", "full"], default="tiny", help="f0, stream: CREPE size"

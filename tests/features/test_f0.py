@@ -98,6 +98,75 @@ def test_salience_in_chunks_equals_the_network_on_all_frames_at_once():
     np.testing.assert_allclose(chunked[0], whole, atol=1e-5)
 
 
+def plain_convolution(x, kernel, padding, stride=1):
+    import jax
+    import jax.numpy as jnp
+
+    padded = jnp.pad(x, ((0, 0), padding, (0, 0)))
+    return jax.lax.conv_general_dilated(
+        padded, kernel, (stride,), "VALID", dimension_numbers=("NWC", "WIO", "NWC")
+    )
+
+
+def random_layer(length, channels_in, channels_out, taps=64):
+    import jax
+
+    x = jax.random.normal(jax.random.key(0), (3, length, channels_in))
+    kernel = jax.random.normal(jax.random.key(1), (taps, channels_in, channels_out))
+    return x, kernel, jax.random.normal(jax.random.key(2), (channels_out,))
+
+
+@pytest.mark.parametrize("length", [63, 32, 16, 8, 1])
+def test_short_convolution_equals_the_convolution_of_the_padded_input(length):
+    from ddsp_jax.features.f0 import short_convolution
+
+    x, kernel, bias = random_layer(length, 5, 7)
+    fast = short_convolution(x, kernel, bias)
+    assert fast.shape == (3, length, 7)
+    plain = plain_convolution(x, kernel, (31, 32)) + bias
+    np.testing.assert_allclose(fast, plain, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("phases", [1, 2, 4, 8])
+def test_phased_convolution_equals_the_convolution_of_the_padded_input(phases):
+    from ddsp_jax.features.f0 import phased_convolution
+
+    x, kernel, bias = random_layer(128, 6, 3)
+    fast = phased_convolution(x, kernel, bias, phases)
+    assert fast.shape == (3, 128, 3)
+    plain = plain_convolution(x, kernel, (31, 32)) + bias
+    np.testing.assert_allclose(fast, plain, rtol=1e-5, atol=1e-4)
+
+
+def test_first_convolution_equals_the_strided_convolution():
+    from ddsp_jax.features.f0 import first_convolution
+
+    x, kernel, bias = random_layer(1024, 1, 4, taps=512)
+    fast = first_convolution(x, kernel, bias)
+    assert fast.shape == (3, 256, 4)
+    plain = plain_convolution(x, kernel, (254, 254), stride=4) + bias
+    np.testing.assert_allclose(fast, plain, rtol=1e-5, atol=1e-4)
+
+
+@needs_weights
+@pytest.mark.parametrize("capacity", ["tiny", "full"])
+def test_crepe_fast_path_equals_its_plain_convolutions(capacity):
+    import jax.numpy as jnp
+
+    from ddsp_jax.core.implementation import use_implementation
+    from ddsp_jax.features.f0 import load_crepe
+
+    model = load_crepe(capacity)
+    rng = np.random.default_rng(0)
+    tone = harmonic_tone(196.0, seconds=0.1)[:1024]
+    frames = jnp.asarray(np.stack([tone, rng.normal(size=1024).astype(np.float32)]))
+    with use_implementation("reference"):
+        plain = np.asarray(model(frames))
+    fast = np.asarray(model(frames))
+    np.testing.assert_allclose(fast, plain, atol=2e-5)
+    assert np.argmax(fast[0]) == np.argmax(plain[0])
+
+
 def test_interpolation_is_linear_in_cents_and_holds_beyond_the_ends():
     from ddsp_jax.features.f0 import interpolate_f0
 

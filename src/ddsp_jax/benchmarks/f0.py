@@ -5,7 +5,12 @@ from typing import Any
 
 import numpy as np
 
-from ddsp_jax.benchmarks.common import machine, time_calls
+from ddsp_jax.benchmarks.common import (
+    machine,
+    merge_implementations,
+    on_implementation,
+    time_calls,
+)
 from ddsp_jax.benchmarks.flops import crepe_flops_per_frame
 from ddsp_jax.defaults import FRAME_RATE, SAMPLE_RATE
 from ddsp_jax.features.f0 import compute_f0, frame_centres
@@ -78,12 +83,15 @@ def run(
     repeats: int = 3,
     soundfont: str | None = None,
     network_rate: int | None = None,
+    implementations: tuple[str, ...] = ("fast",),
 ) -> dict[str, Any]:
     """Time ``compute_f0`` (250 Hz frames, Viterbi; CREPE at ``network_rate`` frames per
     second when given) on ``seconds`` of 16 kHz audio, with a 2048² matmul timed in turn as
     this machine's ceiling, then measure its accuracy on ``vibrato_tones`` at MIDI 36, 40,
     ..., 84 (0.5 s each), and with ``soundfont`` (a path, or ``"auto"`` for the installed
-    one) on ``soundfont_notes``.
+    one) on ``soundfont_notes``. With both ``implementations``, the network's plain
+    convolutions (``reference``) are timed too, interleaved (``merge_implementations``); the
+    accuracy is the fast path's.
 
     Returns:
         ``compile_seconds`` (first call), ``median_seconds``, ``seconds_per_audio_second``,
@@ -104,14 +112,24 @@ def run(
         return compute_f0(audio, SAMPLE_RATE, capacity=capacity, network_rate=network_rate)
 
     peak_call, peak_flops = matmul_peak()
-    timings = time_calls({"f0": f0, PEAK: peak_call}, repeats=repeats)
-    timing = timings["f0"]
-    wall, cpu = time.perf_counter(), time.process_time()
-    f0()
-    cpu_per_wall = (time.process_time() - cpu) / (time.perf_counter() - wall)
+    calls = {name: on_implementation(name, f0) for name in implementations}
+    timings = time_calls({**calls, PEAK: peak_call}, repeats=repeats)
+    peak = peak_flops / timings[PEAK]["median_seconds"]
     network_frames = len(frame_centres(len(audio), rate, "center"))
     flops = network_frames * crepe_flops_per_frame(capacity)
-    peak = peak_flops / timings[PEAK]["median_seconds"]
+    figures = {}
+    for name, call in calls.items():
+        timing = timings[name]
+        wall, cpu = time.perf_counter(), time.process_time()
+        call()
+        figures[name] = {
+            "compile_seconds": timing["first_call_seconds"],
+            "median_seconds": timing["median_seconds"],
+            "seconds_per_audio_second": timing["median_seconds"] / seconds,
+            "frames_per_second": (1 + round(seconds * FRAME_RATE)) / timing["median_seconds"],
+            "roofline_fraction": flops / timing["median_seconds"] / peak,
+            "cpu_per_wall": (time.process_time() - cpu) / (time.perf_counter() - wall),
+        }
     tones, true_f0 = vibrato_tones(np.arange(36, 85, 4))
     f0_hz, _ = compute_f0(tones, SAMPLE_RATE, FRAME_RATE, capacity, network_rate=network_rate)
     accuracy = _accuracy(f0_hz, true_f0)
@@ -126,14 +144,9 @@ def run(
         "capacity": capacity,
         "network_rate": rate,
         "audio_seconds": seconds,
-        "compile_seconds": timing["first_call_seconds"],
-        "median_seconds": timing["median_seconds"],
-        "seconds_per_audio_second": timing["median_seconds"] / seconds,
-        "frames_per_second": (1 + round(seconds * FRAME_RATE)) / timing["median_seconds"],
+        **merge_implementations(figures, "median_seconds"),
         "gflop_per_audio_second": flops / seconds / 1e9,
-        "roofline_fraction": flops / timing["median_seconds"] / peak,
         "matmul_peak_gflops": peak / 1e9,
-        "cpu_per_wall": cpu_per_wall,
         **accuracy,
         "machine": machine(),
     }

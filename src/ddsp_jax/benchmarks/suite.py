@@ -21,7 +21,7 @@ class BenchOptions:
         batch_size: Examples per call (synth, train, matmuls, loudness, gru).
         seconds: Audio per example (synth, loudness) or in all (f0).
         repeats: Timed runs after warm-up (stream: 100 × repeats blocks per configuration).
-        impl: ``fast``, ``reference`` or ``both`` code paths (synth, train).
+        impl: ``fast``, ``reference`` or ``both`` code paths (synth, train, f0).
         preset: Training preset whose shapes to use (train, matmuls, gru, stream).
         micro_batches: Micro-batches per step (train, matmuls).
         f0_model: CREPE size (f0, transfer, stream).
@@ -102,6 +102,7 @@ def _gru(options: BenchOptions) -> dict[str, Any]:
 
 def _f0(options: BenchOptions) -> dict[str, Any]:
     from ddsp_jax.benchmarks import f0
+    from ddsp_jax.benchmarks.common import implementations
     from ddsp_jax.data.soundfont import SoundFontError
     from ddsp_jax.features.torch_weights import WeightsError
 
@@ -112,6 +113,7 @@ def _f0(options: BenchOptions) -> dict[str, Any]:
             repeats=options.repeats,
             soundfont=options.soundfont,
             network_rate=options.network_rate,
+            implementations=implementations(options.impl),
         )
     except (WeightsError, SoundFontError) as error:
         raise BenchmarkError(str(error)) from error

@@ -105,6 +105,30 @@ def test_rerun_reuses_shards_and_a_killed_run_leaves_nothing_readable(tmp_path, 
 
 
 @needs_weights
+def test_shards_hold_what_each_input_gives_alone_while_the_next_loads_in_a_thread(tmp_path):
+    from ddsp_jax.data.audio import load_audio
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name, f0, rate in (
+        ("a.wav", 220.0, 44100),
+        ("b.flac", 330.0, 48000),
+        ("c.wav", 247.0, 16000),
+    ):
+        sf.write(folder / name, tone(f0, 5.5, rate), rate)
+    info = prepare([folder], tmp_path / "ds", TINY, progress=False)
+    assert info["n_inputs"] == 3
+    for shard in (tmp_path / "ds" / "shards").iterdir():
+        written = json.loads((shard / "shard.json").read_text())
+        audio, _ = load_audio(written["input"], TINY.sample_rate)
+        chunks = [audio[a:b] for a, b in prep.chunk_bounds(len(audio), TINY)]
+        alone, ranges = prep.examples_of_chunks(chunks, TINY)
+        assert [list(r) for r in ranges] == written["chunks"]
+        for name, values in alone.items():
+            np.testing.assert_array_equal(np.load(shard / f"{name}.npy"), values, err_msg=name)
+
+
+@needs_weights
 def test_a_shard_is_renamed_into_place_only_when_complete(tmp_path, monkeypatch):
     sf.write(tmp_path / "a.wav", tone(220.0, 5.0, 16000), 16000)
     saved = []

@@ -8,12 +8,14 @@ size and modification time and the settings, so a re-run reuses every finished s
 ``dataset.json`` is rebuilt.
 """
 
+import collections
 import dataclasses
 import hashlib
 import itertools
 import json
 import shutil
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -287,16 +289,21 @@ def prepare(
     skipped: list[dict[str, str]] = []
     bar = _progress(progress, None if nsynth else sum(unit.seconds for unit in units))
     examples = 0
+    # Reading and resampling the next input, and writing the last shard, run in threads
+    # while CREPE works on this input (file I/O, soxr and numpy's saving release the GIL).
+    loader = ThreadPoolExecutor(1, thread_name_prefix="prepare-load")
+    writer = ThreadPoolExecutor(1, thread_name_prefix="prepare-write")
+    writing: Future | None = None
     try:
-        for unit in itertools.chain(units, units_of(nsynth, config)):
+        every_unit = itertools.chain(units, units_of(nsynth, config))
+        for unit, loading in _loaded_ahead(every_unit, loader, shard_root):
             directory = shard_root / unit.key
-            done = directory / SHARD_FILE
-            if done.exists():
-                info = json.loads(done.read_text())
+            if loading is None:
+                info = json.loads((directory / SHARD_FILE).read_text())
                 bar.update(info["seconds"])
             else:
                 try:
-                    chunks, skipped_parts, details = unit.load()
+                    chunks, skipped_parts, details = loading.result()
                 except UnusableInputError as reason:
                     skipped.append({"input": unit.name, "reason": str(reason)})
                     bar.update(unit.seconds)
@@ -310,12 +317,18 @@ def prepare(
                     "skipped": skipped_parts,
                     "details": details,
                 }
-                write_shard(directory, arrays, info)
+                if writing is not None:
+                    writing.result()
+                writing = writer.submit(write_shard, directory, arrays, info)
             skipped.extend(info["skipped"])
             shards.append((unit.key, info))
             examples += info["n_examples"]
             bar.set_postfix(inputs=len(shards), examples=examples, skipped=len(skipped))
+        if writing is not None:
+            writing.result()
     finally:
+        loader.shutdown(cancel_futures=True)
+        writer.shutdown()
         bar.close()
     if not shards:
         lines = "\n".join(f"  {s['input']}: {s['reason']}" for s in skipped)
@@ -340,6 +353,20 @@ def prepare(
     summary["statistics"] = _statistics(PreparedDataset(out, info=summary))
     write_json(out / DATASET_FILE, summary)
     return summary
+
+
+def _loaded_ahead(
+    units: Iterator[Unit], loader: Executor, shard_root: Path
+) -> Iterator[tuple[Unit, Future | None]]:
+    """Each unit with its ``load`` running in ``loader`` (None for a unit whose shard is
+    already written), the next unit's started before this one is handed out."""
+    pending: collections.deque[tuple[Unit, Future | None]] = collections.deque()
+    for unit in units:
+        finished = (shard_root / unit.key / SHARD_FILE).exists()
+        pending.append((unit, None if finished else loader.submit(unit.load)))
+        if len(pending) > 1:
+            yield pending.popleft()
+    yield from pending
 
 
 def _progress(enabled: bool, total: float | None) -> Any:

@@ -43,10 +43,18 @@ from ddsp_jax.features.extract import LOUDNESS_N_FFT
 from ddsp_jax.features.f0 import (
     CENTS_PER_BIN,
     FIRST_BIN_CENTS,
+    FIRST_PADDING,
+    FIRST_STRIDE,
     FRAME_SIZE,
+    KERNEL,
     MODEL_SAMPLE_RATE,
     N_BINS,
+    PADDING,
+    PHASES,
+    first_kernel,
     load_crepe,
+    phased_kernel,
+    short_taps,
 )
 from ddsp_jax.files import write_files
 from ddsp_jax.models.autoencoder import F0_RANGE
@@ -596,23 +604,23 @@ def _loudness(g: GraphBuilder, frames: str, n_fft: int) -> str:
 
 def _crepe(g: GraphBuilder, frames: str, capacity: str) -> str:
     """CREPE's salience ``[F, 360]`` of 1024-sample frames ``[F, 1024]``
-    (``features.f0.Crepe``)."""
+    (``features.f0.Crepe``, with its fast path's forms of the convolutions), activations
+    ``[F, channels, length]``."""
     crepe = load_crepe(capacity)
     axis = g.constant([-1], np.int64)
-    x = g("Unsqueeze", frames, g.constant([1], np.int64))  # [F, channels 1, 1024]
-    centred = g("Sub", x, g("ReduceMean", x, axis, keepdims=1))
+    centred = g("Sub", frames, g("ReduceMean", frames, axis, keepdims=1))
     deviation = g("Sqrt", g("ReduceMean", g("Mul", centred, centred), axis, keepdims=1))
     x = g("Div", centred, g("Max", deviation, g.constant(1e-10)))
+    length = FRAME_SIZE // FIRST_STRIDE
     for index, (conv, norm) in enumerate(zip(crepe.convs, crepe.norms, strict=True)):
-        kernel = np.transpose(np.asarray(conv.kernel[...]), (2, 1, 0))  # [out, in, width]
-        x = g(
-            "Conv",
-            x,
-            g.constant(kernel),
-            g.constant(conv.bias[...]),
-            pads=[254, 254] if index == 0 else [31, 32],
-            strides=[4 if index == 0 else 1],
-        )
+        kernel, bias = np.asarray(conv.kernel[...]), np.asarray(conv.bias[...])
+        if index == 0:
+            x = _first_convolution(g, x, kernel)
+        elif length < KERNEL:
+            x = _short_convolution(g, x, kernel, length)
+        else:
+            x = _phased_convolution(g, x, kernel, PHASES[capacity][index - 1])
+        x = g("Add", x, g.constant(bias[:, None]))
         x = g(
             "BatchNormalization",
             g("Relu", x),
@@ -623,8 +631,60 @@ def _crepe(g: GraphBuilder, frames: str, capacity: str) -> str:
             epsilon=float(norm.epsilon),
         )
         x = g("MaxPool", x, kernel_shape=[2], strides=[2])
+        length //= 2
     x = g("Reshape", g("Transpose", x, perm=[0, 2, 1]), g.constant([0, -1], np.int64))
     return g("Sigmoid", _dense(g, x, crepe.classifier))
+
+
+def _first_convolution(g: GraphBuilder, frames: str, kernel: np.ndarray) -> str:
+    """``features.f0.first_convolution`` of normalised frames ``[F, 1024]``: ``[F, out,
+    256]``."""
+    padded = g("Pad", frames, g.constant([0, FIRST_PADDING, 0, FIRST_PADDING], np.int64))
+    steps = g("Reshape", padded, g.constant([0, -1, FIRST_STRIDE], np.int64))
+    weights = np.transpose(first_kernel(kernel), (2, 1, 0))  # [out, 4, 128]
+    return g("Conv", g("Transpose", steps, perm=[0, 2, 1]), g.constant(weights))
+
+
+def _phased_convolution(g: GraphBuilder, x: str, kernel: np.ndarray, phases: int) -> str:
+    """``features.f0.phased_convolution`` of ``x`` ``[F, in, L]``: ``[F, out, L]``."""
+    channels_in, channels_out = kernel.shape[1:]
+    grouped = phased_kernel(kernel, phases)
+    right = phases * (len(grouped) - 1) - PADDING[0]
+    padded = g("Pad", x, g.constant([0, 0, PADDING[0], 0, 0, right], np.int64))
+    if phases == 1:
+        return g("Conv", padded, g.constant(np.transpose(kernel, (2, 1, 0))))
+    # [F, in, steps, phases] → [F, phases · in, steps], channel r · in + c.
+    split = g("Reshape", padded, g.constant([0, channels_in, -1, phases], np.int64))
+    steps = g(
+        "Reshape",
+        g("Transpose", split, perm=[0, 3, 1, 2]),
+        g.constant([0, phases * channels_in, -1], np.int64),
+    )
+    y = g("Conv", steps, g.constant(np.transpose(grouped, (2, 1, 0))))  # [F, phases·out, L/p]
+    # Channel s · out + o of step j → output o at phases · j + s.
+    split = g("Reshape", y, g.constant([0, phases, channels_out, -1], np.int64))
+    return g(
+        "Reshape",
+        g("Transpose", split, perm=[0, 2, 3, 1]),
+        g.constant([0, channels_out, -1], np.int64),
+    )
+
+
+def _short_convolution(g: GraphBuilder, x: str, kernel: np.ndarray, length: int) -> str:
+    """``features.f0.short_convolution`` of ``x`` ``[F, in, L]`` (``L < 64``): ``[F, out,
+    L]``."""
+    first, end = short_taps(length)
+    left, right = PADDING[0] - first, PADDING[1] - (KERNEL - end)
+    padded = g("Pad", x, g.constant([0, 0, left, 0, 0, right], np.int64))
+    taps = np.arange(length)[:, None] + np.arange(end - first)[None, :]
+    patches = g("Gather", padded, g.constant(taps, np.int64), axis=2)  # [F, in, L, taps]
+    rows = g(
+        "Reshape",
+        g("Transpose", patches, perm=[0, 2, 1, 3]),
+        g.constant([0, length, -1], np.int64),
+    )  # [F, L, in · taps]
+    weights = np.transpose(kernel[first:end], (1, 0, 2)).reshape(-1, kernel.shape[-1])
+    return g("Transpose", g("MatMul", rows, g.constant(weights)), perm=[0, 2, 1])
 
 
 def _decode_f0(g: GraphBuilder, salience: str) -> tuple[str, str]:

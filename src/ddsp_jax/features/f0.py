@@ -16,6 +16,7 @@ the same path). Confidence is the frame's maximum salience.
 
 import functools
 from pathlib import Path
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -50,14 +51,14 @@ def cents_to_hz(cents: jax.Array) -> jax.Array:
     return 10.0 * 2.0 ** (cents / 1200.0)
 
 
-_FIRST_KERNEL, _FIRST_STRIDE, _FIRST_PADDING = 512, 4, 254  # The first convolution's.
-_KERNEL = 64  # Taps of the convolutions after the first.
-_PADDING = (31, 32)  # Their zeros before and after the input ("same" output length).
+FIRST_KERNEL, FIRST_STRIDE, FIRST_PADDING = 512, 4, 254  # The first convolution's.
+KERNEL = 64  # Taps of the convolutions after the first.
+PADDING = (31, 32)  # Their zeros before and after the input ("same" output length).
 # Outputs of the kernel-64 layers that are at least as long as the kernel computed as the
 # channels of one step (``phased_convolution``), per layer after the first: chosen by
 # timing each layer at 256 frames on 2-core Xeon and EPYC CPUs (tiny's 16-channel layers run
 # 1.3-1.4 times faster with 8 and 2; full's wide ones gain nothing).
-_PHASES = {"tiny": (8, 2), "full": (1, 1)}
+PHASES = {"tiny": (8, 2), "full": (1, 1)}
 
 
 def _convolve(x: jax.Array, kernel: jax.Array) -> jax.Array:
@@ -68,7 +69,7 @@ def _convolve(x: jax.Array, kernel: jax.Array) -> jax.Array:
 
 
 def first_convolution(x: jax.Array, kernel: jax.Array, bias: jax.Array) -> jax.Array:
-    """CREPE's first layer (``_FIRST_PADDING`` zeros each side, kernel 512, stride 4) as a
+    """CREPE's first layer (``FIRST_PADDING`` zeros each side, kernel 512, stride 4) as a
     stride-1 convolution of the input regrouped into steps of 4 samples, with the kernel's
     taps regrouped alike (``[128, 4, out]``): the same products, which XLA's CPU
     convolution runs faster than the strided one-channel form.
@@ -81,14 +82,19 @@ def first_convolution(x: jax.Array, kernel: jax.Array, bias: jax.Array) -> jax.A
     Returns:
         ``[n, 256, out]``.
     """
-    padded = jnp.pad(x[..., 0], ((0, 0), (_FIRST_PADDING, _FIRST_PADDING)))
-    steps = padded.reshape(x.shape[0], -1, _FIRST_STRIDE)
-    taps = kernel[:, 0, :].reshape(_FIRST_KERNEL // _FIRST_STRIDE, _FIRST_STRIDE, -1)
-    return _convolve(steps, taps) + bias
+    padded = jnp.pad(x[..., 0], ((0, 0), (FIRST_PADDING, FIRST_PADDING)))
+    steps = padded.reshape(x.shape[0], -1, FIRST_STRIDE)
+    return _convolve(steps, first_kernel(kernel)) + bias
+
+
+def first_kernel(kernel: Any) -> Any:
+    """The first layer's kernel ``[512, 1, out]`` (jax or numpy) for ``first_convolution``:
+    ``[128, 4, out]``, tap ``4m + r`` at ``[m, r]``."""
+    return kernel[:, 0, :].reshape(FIRST_KERNEL // FIRST_STRIDE, FIRST_STRIDE, -1)
 
 
 def phased_convolution(x: jax.Array, kernel: jax.Array, bias: jax.Array, phases: int) -> jax.Array:
-    """CREPE's "same" convolution (``_PADDING``, ``_KERNEL`` taps) with ``phases``
+    """CREPE's "same" convolution (``PADDING``, ``KERNEL`` taps) with ``phases``
     consecutive outputs computed as the channels of one step ("space to depth"): the input
     regrouped into ``[L / phases, phases × in]`` steps and the kernel into ``[taps, phases ×
     in, phases × out]`` with zeros where an output's tap falls outside its 64. Wider
@@ -107,20 +113,27 @@ def phased_convolution(x: jax.Array, kernel: jax.Array, bias: jax.Array, phases:
         ``[n, L, out]``.
     """
     n, length, channels_in = x.shape
-    channels_out = kernel.shape[-1]
-    taps = (_KERNEL + phases - 2) // phases + 1
-    right = phases * (taps - 1) - _PADDING[0]
-    steps = jnp.pad(x, ((0, 0), (_PADDING[0], right), (0, 0))).reshape(n, -1, phases * channels_in)
+    grouped = phased_kernel(kernel, phases)
+    right = phases * (len(grouped) - 1) - PADDING[0]
+    steps = jnp.pad(x, ((0, 0), (PADDING[0], right), (0, 0))).reshape(n, -1, phases * channels_in)
+    return _convolve(steps, grouped).reshape(n, length, kernel.shape[-1]) + bias
+
+
+def phased_kernel(kernel: Any, phases: int) -> Any:
+    """A kernel ``[64, in, out]`` (jax or numpy) for ``phased_convolution``: ``[taps,
+    phases × in, phases × out]`` with ``taps = ⌊(62 + phases) / phases⌋ + 1``; entry ``[m, r ·
+    in + c, s · out + o]`` is ``kernel[phases·m + r - s, c, o]``, zero outside the 64 taps."""
+    taps = (KERNEL + phases - 2) // phases + 1
     m, r, s = np.ogrid[:taps, :phases, :phases]
     tap = phases * m + r - s
-    inside = (tap >= 0) & (tap < _KERNEL)
-    grouped = jnp.where(inside[..., None, None], kernel[np.clip(tap, 0, _KERNEL - 1)], 0.0)
-    grouped = grouped.transpose(0, 1, 3, 2, 4).reshape(taps, phases * channels_in, -1)
-    return _convolve(steps, grouped).reshape(n, length, channels_out) + bias
+    inside = ((tap >= 0) & (tap < KERNEL))[..., None, None]
+    gathered = kernel[np.clip(tap, 0, KERNEL - 1)]  # [taps, phases (r), phases (s), in, out]
+    grouped = gathered * inside.astype(np.float32)
+    return grouped.transpose(0, 1, 3, 2, 4).reshape(taps, phases * kernel.shape[1], -1)
 
 
 def short_convolution(x: jax.Array, kernel: jax.Array, bias: jax.Array) -> jax.Array:
-    """CREPE's "same" convolution (``_PADDING``, ``_KERNEL`` taps) of an input shorter than
+    """CREPE's "same" convolution (``PADDING``, ``KERNEL`` taps) of an input shorter than
     the kernel, as one matrix product over the taps that reach it.
 
     For an input of length ``L < 64`` only taps ``32 - L`` to ``30 + L`` ever meet a sample
@@ -138,11 +151,21 @@ def short_convolution(x: jax.Array, kernel: jax.Array, bias: jax.Array) -> jax.A
         ``[n, L, out]``, the same as the convolution of the padded input.
     """
     length = x.shape[1]
-    first, end = max(0, _PADDING[0] + 1 - length), min(_KERNEL, _PADDING[0] + length)
-    padded = jnp.pad(x, ((0, 0), (_PADDING[0] - first, _PADDING[1] - (_KERNEL - end)), (0, 0)))
+    first, end = short_taps(length)
+    padded = jnp.pad(x, ((0, 0), (PADDING[0] - first, PADDING[1] - (KERNEL - end)), (0, 0)))
     taps = np.arange(length)[:, None] + np.arange(end - first)[None, :]
     patches = padded[:, taps, :].reshape(x.shape[0], length, -1)
     return patches @ kernel[first:end].reshape(-1, kernel.shape[-1]) + bias
+
+
+def short_taps(length: int) -> tuple[int, int]:
+    """The taps ``[first, end)`` of a kernel-64 "same" convolution that meet a sample of an
+    input of ``length``.
+
+    >>> short_taps(8), short_taps(32), short_taps(64)
+    ((24, 39), (0, 63), (0, 64))
+    """
+    return max(0, PADDING[0] + 1 - length), min(KERNEL, PADDING[0] + length)
 
 
 class Crepe(nnx.Module):
@@ -159,8 +182,8 @@ class Crepe(nnx.Module):
                 nnx.Conv(
                     c_in,
                     c_out,
-                    kernel_size=(_FIRST_KERNEL if i == 0 else _KERNEL,),
-                    strides=(_FIRST_STRIDE if i == 0 else 1,),
+                    kernel_size=(FIRST_KERNEL if i == 0 else KERNEL,),
+                    strides=(FIRST_STRIDE if i == 0 else 1,),
                     padding="VALID",
                     rngs=rngs,
                 )
@@ -183,14 +206,14 @@ class Crepe(nnx.Module):
         for i, (conv, norm) in enumerate(zip(self.convs, self.norms, strict=True)):
             kernel, bias = conv.kernel[...], conv.bias[...]
             if not fast:  # The plain convolutions.
-                padding = (_FIRST_PADDING,) * 2 if i == 0 else _PADDING
+                padding = (FIRST_PADDING,) * 2 if i == 0 else PADDING
                 y = conv(jnp.pad(x, ((0, 0), padding, (0, 0))))
             elif i == 0:
                 y = first_convolution(x, kernel, bias)
-            elif x.shape[1] < _KERNEL:
+            elif x.shape[1] < KERNEL:
                 y = short_convolution(x, kernel, bias)
             else:
-                y = phased_convolution(x, kernel, bias, _PHASES[self.capacity][i - 1])
+                y = phased_convolution(x, kernel, bias, PHASES[self.capacity][i - 1])
             x = nnx.max_pool(norm(jax.nn.relu(y)), (2,), (2,))
         # [n, 4, channels] flattened time-major, as torchcrepe's permute + reshape.
         return jax.nn.sigmoid(self.classifier(x.reshape(x.shape[0], -1)))

@@ -66,14 +66,60 @@ def soundfont_notes(
     return np.asarray(audio), np.tile(pitches, len(programs))
 
 
+# Phrases (``data.soundfont.phrase_score``) of the shipped instruments' programs over their
+# training ranges: violin, flute, trumpet, tenor saxophone.
+PHRASE_PROGRAMS = {40: (55, 91), 73: (60, 93), 56: (54, 84), 66: (44, 75)}
+PHRASE_SECONDS = 10.0
+PHRASE_MARGIN = 0.05  # s of each note left out after its onset and before its end.
+
+
+def soundfont_phrases(
+    soundfont: str | None = None, per_program: int = 2, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rendered phrases (``PHRASE_PROGRAMS``, ``per_program`` each, ``PHRASE_SECONDS`` long:
+    legato and detached notes, dynamics, vibrato of 10-40 cents) and their true f0.
+
+    Returns:
+        ``(audio [n, n_samples], f0_hz [n, n_frames])`` at 250 Hz frames (center framing),
+        the f0 the score plays (its note and pitch bend) on frames at least
+        ``PHRASE_MARGIN`` inside a note, NaN elsewhere (rests, onsets, releases).
+    """
+    from ddsp_jax.data.soundfont import Renderer, phrase_score
+
+    renderer = Renderer(soundfont)
+    rng = np.random.default_rng(seed)
+    times = np.arange(1 + round(PHRASE_SECONDS * FRAME_RATE)) / FRAME_RATE
+    audio, f0_hz = [], []
+    try:
+        for program, (low, high) in PHRASE_PROGRAMS.items():
+            for _ in range(per_program):
+                score = phrase_score(range(low, high + 1), (40, 120), PHRASE_SECONDS, rng)
+                audio.append(renderer.phrase(program, score, PHRASE_SECONDS))
+                truth = np.full(len(times), np.nan)
+                for note in score:
+                    inside = (times >= note.start + PHRASE_MARGIN) & (
+                        times <= note.start + note.duration - PHRASE_MARGIN
+                    )
+                    bend = [note.bend_cents_at(t - note.start) for t in times[inside]]
+                    truth[inside] = 440.0 * 2.0 ** ((note.pitch + np.asarray(bend) / 100 - 69) / 12)
+                f0_hz.append(truth)
+    finally:
+        renderer.close()
+    return np.asarray(audio), np.asarray(f0_hz)
+
+
 def _accuracy(f0_hz: np.ndarray, true_f0: np.ndarray, prefix: str = "") -> dict[str, float]:
     """Median absolute error (cents), raw pitch accuracy (share of frames within 50 cents)
-    and the worst note's median error, leaving out 4 edge frames."""
+    and the worst row's median error, leaving out 4 edge frames and frames whose true f0 is
+    NaN."""
     errors = np.abs(1200.0 * np.log2(f0_hz[:, 4:-4] / true_f0[:, 4:-4]))
+    scored = np.isfinite(errors)
     return {
-        f"{prefix}median_error_cents": float(np.median(errors)),
-        f"{prefix}raw_pitch_accuracy": float(np.mean(errors <= 50.0)),
-        f"{prefix}worst_note_median_cents": float(np.median(errors, axis=1).max()),
+        f"{prefix}median_error_cents": float(np.median(errors[scored])),
+        f"{prefix}raw_pitch_accuracy": float(np.mean(errors[scored] <= 50.0)),
+        f"{prefix}worst_note_median_cents": float(
+            max(np.median(row[ok]) for row, ok in zip(errors, scored, strict=True) if ok.any())
+        ),
     }
 
 
@@ -89,9 +135,9 @@ def run(
     second when given) on ``seconds`` of 16 kHz audio, with a 2048² matmul timed in turn as
     this machine's ceiling, then measure its accuracy on ``vibrato_tones`` at MIDI 36, 40,
     ..., 84 (0.5 s each), and with ``soundfont`` (a path, or ``"auto"`` for the installed
-    one) on ``soundfont_notes``. With both ``implementations``, the network's plain
-    convolutions (``reference``) are timed too, interleaved (``merge_implementations``); the
-    accuracy is the fast path's.
+    one) on ``soundfont_notes`` and ``soundfont_phrases``. With both ``implementations``,
+    the network's plain convolutions (``reference``) are timed too, interleaved
+    (``merge_implementations``); the accuracy is the fast path's.
 
     Returns:
         ``compile_seconds`` (first call), ``median_seconds``, ``seconds_per_audio_second``,
@@ -100,7 +146,8 @@ def run(
         (CREPE's FLOP/s over the matmul's), ``cpu_per_wall`` (process CPU time over wall
         time: the cores kept busy); ``median_error_cents``, ``raw_pitch_accuracy`` (fraction
         of frames within 50 cents) and ``worst_note_median_cents`` (4 edge frames left out),
-        the same prefixed ``soundfont_`` for SoundFont notes; ``machine``.
+        the same prefixed ``soundfont_`` for SoundFont notes and ``phrases_`` for phrases
+        (``worst_note_median_cents`` then the worst phrase's); ``machine``.
     """
     from ddsp_jax.benchmarks.train import PEAK, matmul_peak
 
@@ -139,6 +186,10 @@ def run(
         true_f0 = np.broadcast_to(440.0 * 2.0 ** ((midi[:, None] - 69) / 12), f0_hz.shape)
         accuracy |= _accuracy(f0_hz, true_f0, "soundfont_")
         accuracy["soundfont_programs"] = ",".join(map(str, SOUNDFONT_PROGRAMS))
+        phrases, true_f0 = soundfont_phrases(None if soundfont == "auto" else soundfont)
+        f0_hz, _ = compute_f0(phrases, SAMPLE_RATE, FRAME_RATE, capacity, network_rate=network_rate)
+        accuracy |= _accuracy(f0_hz, true_f0, "phrases_")
+        accuracy["phrases_programs"] = ",".join(map(str, PHRASE_PROGRAMS))
     return {
         "benchmark": "f0",
         "capacity": capacity,

@@ -32,6 +32,7 @@ from ddsp_jax.features.torch_weights import WeightsError, crepe_weights_path, lo
 
 MODEL_SAMPLE_RATE = 16000  # Hz
 FRAME_SIZE = 1024  # samples at 16 kHz
+HOP_RATE = 100  # Frames per second at CREPE's training hop (10 ms).
 N_BINS = 360
 CENTS_PER_BIN = 20.0
 FIRST_BIN_CENTS = 1997.3794084376191  # Cents above 10 Hz of bin 0.

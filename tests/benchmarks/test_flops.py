@@ -29,9 +29,8 @@ def test_decoder_matmul_flops_match_xla_and_the_paper_size():
 
 @needs_weights
 def test_crepe_flops_match_xla_cost_analysis():
-    from ddsp_jax.features.f0 import load_crepe
-
     from ddsp_jax.core.implementation import use_implementation
+    from ddsp_jax.features.f0 import load_crepe
 
     model = load_crepe("tiny")
     frames = jnp.zeros((4, 1024), jnp.float32)

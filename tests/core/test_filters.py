@@ -155,3 +155,54 @@ def test_filtered_blocks_overlap_added_are_the_frequency_filter(rng):
     joined = core.overlap_add(blocks, 64)[:, 15 : 15 + 640]  # Drop the 15-sample delay.
     expected = core.frequency_filter(audio, magnitudes, window_size=31)
     np.testing.assert_allclose(joined, expected, atol=1e-6)
+
+
+def sine_db(audio: np.ndarray, frequency: float, sample_rate: int = 16000) -> float:
+    """Level (dB) of ``frequency`` in ``audio``, by projection on its sine and cosine."""
+    t = np.arange(audio.shape[-1]) / sample_rate
+    c, s = np.cos(2 * np.pi * frequency * t), np.sin(2 * np.pi * frequency * t)
+    amplitude = 2 * np.hypot(np.mean(audio * c), np.mean(audio * s))
+    return 20 * np.log10(amplitude)
+
+
+def test_sinc_low_pass_passes_below_and_stops_above_its_cutoff():
+    t = np.arange(16000) / 16000
+    low, high = np.sin(2 * np.pi * 500 * t), np.sin(2 * np.pi * 6000 * t)
+    audio = jnp.asarray(np.stack([low + high]), jnp.float32)
+    out = np.asarray(core.sinc_filter(audio, jnp.array([2000.0]), 512, sample_rate=16000))
+    middle = out[0, 1000:-1000]
+    assert abs(sine_db(middle, 500) - sine_db(low[1000:-1000], 500)) < 0.05
+    assert sine_db(middle, 6000) < -45.0
+    relative = core.sinc_filter(audio, jnp.array([0.25]), 512)  # 2 kHz of 8 kHz.
+    np.testing.assert_allclose(relative, out, atol=1e-6)
+
+
+def test_sinc_high_pass_and_low_pass_add_up_to_the_input(rng):
+    audio = jnp.asarray(rng.normal(size=(2, 4000)), jnp.float32)
+    cutoff = jnp.array([1000.0, 3000.0])
+    low = core.sinc_filter(audio, cutoff, 256, sample_rate=16000)
+    high = core.sinc_filter(audio, cutoff, 256, sample_rate=16000, high_pass=True)
+    np.testing.assert_allclose(low + high, audio, atol=1e-5)
+    t = np.arange(16000) / 16000
+    hum = jnp.asarray(np.sin(2 * np.pi * 100 * t)[None], jnp.float32)
+    removed = core.sinc_filter(hum, jnp.array([2000.0]), 512, 16000, high_pass=True)
+    assert sine_db(np.asarray(removed)[0, 1000:-1000], 100) < -45.0
+
+
+def test_sinc_filter_cutoff_can_change_every_frame():
+    t = np.arange(16000) / 16000
+    tone = jnp.asarray(np.sin(2 * np.pi * 3000 * t)[None], jnp.float32)
+    cutoff = jnp.asarray(np.repeat([1000.0, 6000.0], 50)[None], jnp.float32)  # 100 frames.
+    out = np.asarray(core.sinc_filter(tone, cutoff, 256, sample_rate=16000))[0]
+    assert sine_db(out[1000:7000], 3000) < -40.0  # Cutoff 1 kHz: stopped.
+    assert abs(sine_db(out[9000:15000], 3000)) < 0.1  # Cutoff 6 kHz: passed.
+
+
+def test_sinc_filter_gradient_in_its_cutoff_is_finite_and_non_zero(rng):
+    audio = jnp.asarray(rng.normal(size=(1, 2000)), jnp.float32)
+
+    def energy(cutoff: jax.Array) -> jax.Array:
+        return jnp.sum(core.sinc_filter(audio, cutoff, 128, sample_rate=16000) ** 2)
+
+    gradient = jax.grad(energy)(jnp.array([3000.0]))
+    assert np.all(np.isfinite(gradient)) and float(gradient[0]) > 0.0  # More band, more energy.

@@ -11,6 +11,8 @@ from ddsp_jax.core.filters import (
     frequency_impulse_response,
     next_fast_fft_size,
     overlap_add,
+    sinc_filter,
+    sinc_impulse_response,
 )
 from ddsp_jax.core.noise import NOISE_CHUNK, uniform_noise
 from ddsp_jax.core.oscillators import (
@@ -92,6 +94,8 @@ __all__ = [
     "resample",
     "safe_divide",
     "safe_log",
+    "sinc_filter",
+    "sinc_impulse_response",
     "stft",
     "uniform_noise",
 ]

@@ -7,7 +7,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ddsp_jax.core.validation import check_batch_match, check_finite, check_rank
+from ddsp_jax.core.validation import (
+    check_batch_match,
+    check_finite,
+    check_positive_int,
+    check_rank,
+)
 
 Padding = Literal["same", "valid"]
 
@@ -270,3 +275,74 @@ def frequency_filter(
     check_finite("magnitudes", magnitudes)
     window_size = _window_size(magnitudes.shape, window_size)
     return _fft_convolve(audio, magnitudes, padding, -1, window_size)
+
+
+def sinc_impulse_response(
+    cutoff_frequency: jax.Array, window_size: int = 512, sample_rate: float | None = None
+) -> jax.Array:
+    """Windowed-sinc low-pass filters with unit gain at 0 Hz (magenta's
+    ``sinc_impulse_response``).
+
+    The ideal low-pass response ``sinc(cutoff · n)`` over taps ``n = -h ... h`` (``h =
+    window_size // 2``, so the filter has ``2h + 1`` taps and its centre at tap ``h``),
+    times magenta's Hamming window (TensorFlow's periodic one of ``2h + 1`` points), scaled
+    to sum to 1.
+
+    Args:
+        cutoff_frequency: ``[...]``: in Hz with ``sample_rate``, else as a fraction of the
+            Nyquist frequency (0 to 1).
+        window_size: Taps (made odd: ``2 * (window_size // 2) + 1``).
+        sample_rate: Samples per second (Hz), or None for cutoffs relative to Nyquist.
+
+    Returns:
+        Impulse responses ``[..., 2 * (window_size // 2) + 1]``.
+
+    >>> ir = sinc_impulse_response(jnp.array([0.5]), window_size=8)
+    >>> ir.shape, round(float(ir.sum()), 6), int(jnp.argmax(ir[0]))
+    ((1, 9), 1.0, 4)
+    """
+    check_positive_int("window_size", window_size)
+    cutoff = jnp.asarray(cutoff_frequency, jnp.float32)
+    if sample_rate is not None:
+        cutoff = cutoff * (2.0 / sample_rate)
+    half = window_size // 2
+    taps = np.arange(-half, half + 1, dtype=np.float32)
+    size = len(taps)
+    hamming = 0.54 - 0.46 * np.cos(2.0 * np.pi * np.arange(size) / size)
+    response = jnp.sinc(cutoff[..., None] * taps) * hamming.astype(np.float32)
+    return response / jnp.sum(response, axis=-1, keepdims=True)
+
+
+def sinc_filter(
+    audio: jax.Array,
+    cutoff_frequency: jax.Array,
+    window_size: int = 512,
+    sample_rate: float | None = None,
+    padding: Padding = "same",
+    high_pass: bool = False,
+) -> jax.Array:
+    """Low- or high-pass filter audio with windowed-sinc filters (``sinc_impulse_response``),
+    one per example or one per frame (time-varying, as ``fft_convolve``).
+
+    The high-pass filter is the low-pass one subtracted from an impulse at its centre
+    (spectral inversion), so the two outputs at one cutoff add up to the input, delayed by
+    nothing with ``padding="same"`` (the linear-phase delay is compensated).
+
+    Args:
+        audio: ``[batch, n_samples]``.
+        cutoff_frequency: ``[batch]`` (one filter per example) or ``[batch, n_frames]``; in Hz
+            with ``sample_rate``, else relative to Nyquist.
+        window_size: Taps (made odd).
+        sample_rate: Samples per second (Hz), or None.
+        padding: ``same`` or ``valid`` (``fft_convolve``'s).
+        high_pass: Pass what is above the cutoff instead of below.
+
+    Returns:
+        ``[batch, n_samples]`` (``same``) or ``[batch, n_samples + taps - 1]`` (``valid``).
+    """
+    check_rank("cutoff_frequency", cutoff_frequency, (1, 2), "[batch] or [batch, n_frames]")
+    impulse_response = sinc_impulse_response(cutoff_frequency, window_size, sample_rate)
+    if high_pass:
+        centre = jnp.zeros(impulse_response.shape[-1]).at[window_size // 2].set(1.0)
+        impulse_response = centre - impulse_response
+    return fft_convolve(audio, impulse_response, padding)

@@ -132,6 +132,12 @@ def test_bench_f0_reports_the_cost_per_second_of_audio(tmp_path, capsys):
     result = json.loads(path.read_text())
     assert result["seconds_per_audio_second"] > 0 and result["frames_per_second"] > 0
     assert result["median_error_cents"] <= 10 and result["raw_pitch_accuracy"] >= 0.97
+    assert main([*args, "--impl", "both", "--json", str(path)]) == 0
+    both = json.loads(path.read_text())
+    assert both["implementation"] == "fast" and both["reference"]["median_seconds"] > 0
+    assert both["speedup"] == pytest.approx(
+        both["reference"]["median_seconds"] / both["median_seconds"]
+    )
 
 
 def test_the_command_line_offers_every_preset():

@@ -92,6 +92,22 @@ def test_crepe_tracks_soundfont_notes_across_midi_36_to_84():
 
 
 @needs_soundfont
+@needs_weights
+def test_phrase_scores_give_the_f0_crepe_hears_inside_notes():
+    from ddsp_jax.benchmarks.f0 import FRAME_RATE, SAMPLE_RATE, _accuracy, soundfont_phrases
+    from ddsp_jax.features.f0 import compute_f0
+
+    phrases, true_f0 = soundfont_phrases(per_program=1)
+    assert phrases.shape[0] == true_f0.shape[0] == 4
+    scored = np.isfinite(true_f0)
+    assert 0.3 < scored.mean() < 0.95  # Rests, onsets and releases are left out.
+    f0_hz, _ = compute_f0(phrases, SAMPLE_RATE, FRAME_RATE, capacity="tiny")
+    accuracy = _accuracy(f0_hz, true_f0)
+    assert accuracy["median_error_cents"] <= 10.0, accuracy
+    assert accuracy["raw_pitch_accuracy"] >= 0.9, accuracy  # 0.94 measured (tiny).
+
+
+@needs_soundfont
 def test_cli_renders_a_pitch_range(tmp_path, capsys):
     from ddsp_jax.cli import main
 

@@ -11,12 +11,21 @@ import soundfile
 from ddsp_jax.cli import main
 from ddsp_jax.core.noise import NOISE_CHUNK, uniform_noise
 from ddsp_jax.deploy import ExportError
-from ddsp_jax.deploy.onnx_export import OnnxStream, export_onnx, load_onnx, synth_graph
+from ddsp_jax.deploy.onnx_export import (
+    GraphBuilder,
+    OnnxStream,
+    _windows,
+    export_onnx,
+    load_onnx,
+    synth_graph,
+    transfer_graph,
+)
 from ddsp_jax.models.saved import save_model
 from ddsp_jax.streaming import Stream, TransferStream
 from test_streaming import melody, saved_model
 
 ort = pytest.importorskip("onnxruntime")
+onnx = pytest.importorskip("onnx")
 
 
 def stream_noise(start: int, count: int) -> np.ndarray:
@@ -113,6 +122,46 @@ def test_the_onnx_features_are_the_streaming_features(tmp_path):
     assert cents.max() < 0.1
     assert np.abs(found[:, 0] - expected["loudness_db"]).max() < 1e-3
     assert np.abs(found[:, 2] - expected["f0_confidence"]).max() < 1e-5
+
+
+@pytest.mark.parametrize(("shape", "count", "width"), [((2, 414), 128, 287), ((2, 3, 9), 4, 6)])
+def test_onnx_windows_are_the_sliding_windows(shape, count, width):
+    g = GraphBuilder()
+    g("Identity", _windows(g, "x", len(shape), shape[-1], count, width), name="y")
+    output = [*shape[:-1], count, width]
+    graph = g.model([("x", np.float32, list(shape))], [("y", np.float32, output)], "", {})
+    runner = ort.InferenceSession(graph.SerializeToString(), providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(0).normal(size=shape).astype(np.float32)
+    expected = np.lib.stride_tricks.sliding_window_view(x, width, axis=-1)[..., :count, :]
+    np.testing.assert_array_equal(runner.run(None, {"x": x})[0], expected)
+
+
+def test_the_transfer_graph_is_the_features_shifted_then_the_synth(tmp_path):
+    out = export_onnx(saved_model(), tmp_path / "onnx", "tiny")
+    synth, features, metadata = load_onnx(out)
+    graphs = [onnx.load(out / name) for name in ("synth.onnx", "features.onnx")]
+    transfer = ort.InferenceSession(
+        transfer_graph(*graphs).SerializeToString(), providers=["CPUExecutionProvider"]
+    )
+    frames = 0.3 * np.sin(np.arange(3 * 1024) / 9.0).reshape(3, 1024).astype(np.float32)
+    state = {
+        s["name"]: np.full(s["shape"], s["initial"], s["dtype"]) for s in metadata["synth"]["state"]
+    }
+    noise = np.random.default_rng(0).uniform(-1, 1, 3 * metadata["hop"]).astype(np.float32)
+    found = dict(
+        zip(metadata["features"]["outputs"], features.run(None, {"audio": frames}), strict=True)
+    )
+    conditioning = {
+        "f0_hz": found["f0_hz"] * np.float32(1.5),
+        "loudness_db": np.maximum(found["loudness_db"] - 70.0, -80.0).astype(np.float32),
+    }
+    expected = synth.run(None, {**state, **conditioning, "noise": noise})
+    shifts = {"f0_scale": np.array(1.5, np.float32), "loudness_shift": np.array(-70.0, np.float32)}
+    names = [output.name for output in synth.get_outputs()]
+    got = transfer.run(names, {**state, "features/audio": frames, **shifts, "noise": noise})
+    assert np.max(np.abs(expected[0])) > 0.01
+    for value, reference in zip(got, expected, strict=True):
+        np.testing.assert_allclose(value, reference, rtol=1e-5, atol=1e-6)
 
 
 def test_an_onnx_folder_that_does_not_match_its_metadata_is_refused(tmp_path):

@@ -12,7 +12,14 @@ from ddsp_jax.deploy.stablehlo import (
     synth_program,
 )
 
-_ONNX_NAMES = ("OnnxStream", "export_onnx", "features_graph", "load_onnx", "synth_graph")
+_ONNX_NAMES = (
+    "OnnxStream",
+    "export_onnx",
+    "features_graph",
+    "load_onnx",
+    "synth_graph",
+    "transfer_graph",
+)
 
 __all__ = [
     "ExportError",

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, compose, helper, numpy_helper
 
 from ddsp_jax.core.filters import frequency_impulse_response
 from ddsp_jax.core.harmonic_sum import frame_phase_plan, slot_taps
@@ -304,6 +304,20 @@ def _slice(g: GraphBuilder, x: str, start: int, end: int | None, axis: int = 0) 
     )
 
 
+def _windows(g: GraphBuilder, x: str, rank: int, length: int, count: int, width: int) -> str:
+    """The windows ``x[..., i : i + width]`` for ``i < count`` of ``x`` ``[..., length]``
+    (rank ``rank``, ``length >= count + width - 1``): ``[..., count, width]``.
+
+    Made by copies alone, which onnxruntime runs several times faster than a ``Gather`` of
+    the same windows: ``x`` repeated ``count + 1`` times and read as rows of ``length + 1``
+    puts ``x[i + j]`` at row ``i``, column ``j``.
+    """
+    repeats = g.constant([1] * (rank - 1) + [count + 1], np.int64)
+    repeated = _slice(g, g("Tile", x, repeats), 0, count * (length + 1), axis=rank - 1)
+    rows = g("Reshape", repeated, g.constant([0] * (rank - 1) + [count, length + 1], np.int64))
+    return _slice(g, rows, 0, width, axis=rank)
+
+
 def _count(g: GraphBuilder, x: str) -> str:
     """The length of ``x``'s first axis, an int64 scalar."""
     return g("Squeeze", g("Shape", x, start=0, end=1), g.constant([0], np.int64))
@@ -334,17 +348,18 @@ def _noise(
     n_bands]`` as a direct convolution, overlap-added (``core.filter_blocks``)."""
     hop, taps, kept = plan.hop, plan.noise_window, plan.noise_kept
     basis = np.asarray(frequency_impulse_response(np.eye(bands, dtype=np.float32)[None], taps))[0]
-    impulse_responses = g("MatMul", magnitudes, g.constant(basis))  # [F, taps]
+    reversed_responses = g("MatMul", magnitudes, g.constant(basis[:, ::-1]))  # [F, taps]
     length = hop + taps - 1
     blocks = g("Reshape", noise, g.constant([-1, hop], np.int64))
     padded = g("Pad", blocks, g.constant([0, taps - 1, 0, taps - 1], np.int64))
-    lags = np.arange(length)[:, None] - np.arange(taps)[None, :] + taps - 1
-    shifted = g("Gather", padded, g.constant(lags, np.int64), axis=1)  # [F, length, taps]
-    filtered = g("MatMul", shifted, g("Unsqueeze", impulse_responses, g.constant([2], np.int64)))
+    # Output n is the sum over k of the reversed response's tap k times padded[n + k].
+    shifted = _windows(g, padded, 2, hop + 2 * (taps - 1), taps, length)  # [F, taps, length]
+    unsqueezed = g("Unsqueeze", reversed_responses, g.constant([1], np.int64))
+    filtered = g("MatMul", unsqueezed, shifted)  # [F, 1, length]
     n_hops = -(-length // hop)
     filtered = g(
         "Pad",
-        g("Squeeze", filtered, g.constant([2], np.int64)),
+        g("Squeeze", filtered, g.constant([1], np.int64)),
         g.constant([0, 0, 0, n_hops * hop - length], np.int64),
     )
     pieces = g("Reshape", filtered, g.constant([-1, n_hops, hop], np.int64))
@@ -676,8 +691,8 @@ def _short_convolution(g: GraphBuilder, x: str, kernel: np.ndarray, length: int)
     first, end = short_taps(length)
     left, right = PADDING[0] - first, PADDING[1] - (KERNEL - end)
     padded = g("Pad", x, g.constant([0, 0, left, 0, 0, right], np.int64))
-    taps = np.arange(length)[:, None] + np.arange(end - first)[None, :]
-    patches = g("Gather", padded, g.constant(taps, np.int64), axis=2)  # [F, in, L, taps]
+    width = end - first
+    patches = _windows(g, padded, 3, length + width - 1, length, width)  # [F, in, L, taps]
     rows = g(
         "Reshape",
         g("Transpose", patches, perm=[0, 2, 1, 3]),
@@ -786,6 +801,39 @@ def export_onnx(saved: SavedModel, out: str | Path, f0_model: str | None = "tiny
     return Path(out)
 
 
+def transfer_graph(synth: onnx.ModelProto, features: onnx.ModelProto) -> onnx.ModelProto:
+    """One call of timbre transfer: the features of frames, shifted, rendered, as one graph
+    (composed with ``onnx.compose``; one ``run`` and one thread pool per block).
+
+    Inputs: ``features/audio`` ``[F, window]`` (``features_graph``'s ``audio``), ``f0_scale``
+    and ``loudness_shift`` (scalars: the f0 is multiplied by one, the other is added to the
+    loudness in dB, floored at ``-DB_RANGE``), then ``synth_graph``'s state arrays and
+    ``noise`` ``[F * hop]``. Outputs: ``synth_graph``'s (``audio`` and the next states) and
+    ``features/f0_confidence`` with an f0 model.
+    """
+    g = GraphBuilder()
+    g("Mul", "features/f0_hz", "f0_scale", name="f0_hz")
+    shifted = g("Add", "features/loudness_db", "loudness_shift")
+    g("Max", shifted, g.constant(-DB_RANGE), name="loudness_db")
+    shift = g.model(
+        inputs=[
+            ("features/f0_hz", np.float32, ["frames"]),
+            ("features/loudness_db", np.float32, ["frames"]),
+            ("f0_scale", np.float32, []),
+            ("loudness_shift", np.float32, []),
+        ],
+        outputs=[("f0_hz", np.float32, ["frames"]), ("loudness_db", np.float32, ["frames"])],
+        doc="ddsp-jax transfer shifts.",
+        metadata={},
+    )
+    shift = compose.add_prefix(shift, "shift/", rename_inputs=False, rename_outputs=False)
+    features = compose.add_prefix(features, "features/")
+    found = [(name, name) for name in ("features/f0_hz", "features/loudness_db")]
+    shifted_features = compose.merge_models(features, shift, io_map=found)
+    controls = [(name, name) for name in ("f0_hz", "loudness_db")]
+    return compose.merge_models(shifted_features, synth, io_map=controls)
+
+
 def _check_io(path: Path, runner: Any, inputs: dict[str, list[int]], outputs: dict) -> None:
     """Raise ``ExportError`` unless ``runner``'s inputs and outputs have these shapes."""
     found_in = {i.name: list(i.shape) for i in runner.get_inputs()}
@@ -797,23 +845,29 @@ def _check_io(path: Path, runner: Any, inputs: dict[str, list[int]], outputs: di
         )
 
 
+def _session(graph: str | bytes, threads: int, spinning: bool) -> Any:
+    """An onnxruntime CPU session of ``graph`` (a path or a serialized model) with
+    ``threads`` threads (0: one per physical core) that spin between operators or not."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", str(int(spinning)))
+    return onnxruntime.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
+
+
 def load_onnx(folder: str | Path, threads: int = 0) -> tuple[Any, Any, dict[str, Any]]:
     """Open a folder ``export_onnx`` wrote in onnxruntime: ``(synth runner, features
     runner, metadata)``, each graph checked against ``metadata.json``. ``threads``:
-    onnxruntime's threads per graph (0: one per physical core).
+    onnxruntime's threads per graph (0: one per physical core); they do not spin waiting for
+    work, which would take the cores from the other graph when a host runs one after the
+    other.
 
     Raises:
         ExportError: Naming the file and what does not fit.
     """
-    import onnxruntime
-
     folder = Path(folder)
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    # The two graphs run one after the other: threads that spin waiting for work would take
-    # the cores from the other graph.
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
         metadata = json.loads((folder / "metadata.json").read_text())
         states = metadata["synth"]["state"]
@@ -826,11 +880,7 @@ def load_onnx(folder: str | Path, threads: int = 0) -> tuple[Any, Any, dict[str,
     runners = []
     for name in ("synth.onnx", "features.onnx"):
         try:
-            runners.append(
-                onnxruntime.InferenceSession(
-                    str(folder / name), options, providers=["CPUExecutionProvider"]
-                )
-            )
+            runners.append(_session(str(folder / name), threads, spinning=False))
         except Exception as error:  # onnxruntime's errors share no narrower base class.
             message = str(error).split("\n")[0]
             raise ExportError(
@@ -864,7 +914,8 @@ class OnnxStream:
 
     Each frame's features are computed once its window is complete (``latency`` samples
     after its centre), shifted by ``pitch_shift`` semitones and ``loudness_shift`` dB, and
-    rendered by the synth graph one frame at a time. The synth starts with
+    rendered by the synth graph, in one ``transfer_graph`` call per block whose threads spin
+    between operators. The synth starts with
     ``streaming.priming_frames`` silent frames so that a block's output is always there;
     with the same noise, the output equals ``streaming.TransferStream``'s with the same fixed
     shifts and ``quiet_db=0`` (up to float32 rounding).
@@ -888,9 +939,14 @@ class OnnxStream:
         noise: Callable[[int, int], np.ndarray] | None = None,
         threads: int = 0,
     ) -> None:
-        self.synth, self.features, self.metadata = load_onnx(folder, threads)
+        self.synth, _, self.metadata = load_onnx(folder, threads)
         if self.metadata["features"]["f0_model"] is None:
             raise ValueError(f"{folder}: exported without an f0 model; transfer needs one.")
+        folder = Path(folder)
+        graphs = (onnx.load(folder / name) for name in ("synth.onnx", "features.onnx"))
+        transfer = transfer_graph(*graphs)
+        self.transfer = _session(transfer.SerializeToString(), threads, spinning=True)
+        self._synth_outputs = [output.name for output in self.synth.get_outputs()]
         if block_size <= 0 or not isinstance(block_size, int):
             raise ValueError(f"block_size must be a positive integer, got {block_size!r}.")
         self.block_size = block_size
@@ -899,8 +955,10 @@ class OnnxStream:
         lookahead = self.window // 2
         self.priming_frames = priming_frames(block_size, self.hop, lookahead)
         self.latency = self.priming_frames * self.hop + self.metadata["latency"]
-        self._f0_scale = np.float32(2.0 ** (pitch_shift / 12.0))
-        self._loudness_shift = np.float32(loudness_shift)
+        self._shifts = {
+            "f0_scale": np.array(2.0 ** (pitch_shift / 12.0), np.float32),
+            "loudness_shift": np.array(loudness_shift, np.float32),
+        }
         generator = np.random.default_rng(0)
         self._noise = noise or (
             lambda start, count: generator.uniform(-1.0, 1.0, count).astype(np.float32)
@@ -916,18 +974,21 @@ class OnnxStream:
         self._frames = 0
         self._input = np.zeros(self.window // 2, np.float32)  # Silence before sample 0.
         self._output = np.zeros(0, np.float32)
-        silent = np.ones(self.priming_frames, np.float32)
-        self._render(0.0 * silent, -DB_RANGE * silent)
+        if self.priming_frames:
+            silent = np.ones(self.priming_frames, np.float32)
+            conditioning = {"f0_hz": 0.0 * silent, "loudness_db": -DB_RANGE * silent}
+            self._render(self.synth, self.priming_frames, conditioning)
 
-    def _render(self, f0_hz: np.ndarray, loudness_db: np.ndarray) -> None:
-        if not len(f0_hz):
-            return
-        noise = np.asarray(self._noise(self._frames * self.hop, len(f0_hz) * self.hop), np.float32)
-        inputs = {"f0_hz": f0_hz, "loudness_db": loudness_db, "noise": noise}
-        audio, *state = self.synth.run(None, {**self._state, **inputs})
+    def _render(self, runner: Any, frames: int, inputs: dict[str, np.ndarray]) -> None:
+        """Render the next ``frames`` frames with ``runner`` (the synth graph, or
+        ``transfer_graph`` of both) from ``inputs`` (their conditioning, or their audio) and
+        keep the audio and state it returns."""
+        noise = np.asarray(self._noise(self._frames * self.hop, frames * self.hop), np.float32)
+        outputs = self._synth_outputs
+        audio, *state = runner.run(outputs, {**self._state, **inputs, "noise": noise})
         self._state = dict(zip(self._state, state, strict=True))
         self._output = np.concatenate([self._output, audio])
-        self._frames += len(f0_hz)
+        self._frames += frames
 
     def process(self, audio: np.ndarray) -> np.ndarray:
         """The model's audio ``[block_size]`` for the next block of input ``[block_size]``,
@@ -940,15 +1001,7 @@ class OnnxStream:
         if n:
             windows = np.lib.stride_tricks.sliding_window_view(self._input, self.window)
             frames = np.ascontiguousarray(windows[: n * self.hop : self.hop])
-            found = dict(
-                zip(
-                    self.metadata["features"]["outputs"],
-                    self.features.run(None, {"audio": frames}),
-                    strict=True,
-                )
-            )
-            loudness = np.maximum(found["loudness_db"] + self._loudness_shift, -DB_RANGE)
-            self._render(found["f0_hz"] * self._f0_scale, loudness.astype(np.float32))
+            self._render(self.transfer, n, {"features/audio": frames, **self._shifts})
             self._input = self._input[n * self.hop :]
         out, self._output = self._output[: self.block_size], self._output[self.block_size :]
         return out

@@ -57,9 +57,10 @@ KERNEL = 64  # Taps of the convolutions after the first.
 PADDING = (31, 32)  # Their zeros before and after the input ("same" output length).
 # Outputs of the kernel-64 layers that are at least as long as the kernel computed as the
 # channels of one step (``phased_convolution``), per layer after the first: chosen by
-# timing each layer at 256 frames on 2-core Xeon and EPYC CPUs (tiny's 16-channel layers run
-# 1.3-1.4 times faster with 8 and 2; full's wide ones gain nothing).
-PHASES = {"tiny": (8, 2), "full": (1, 1)}
+# timing on 2-core Xeon and EPYC CPUs. Tiny's 16-channel layers run 1.3-1.4 times faster
+# than plain at 256 frames; 2 and 2 phases are as fast as 8 and 2 there and in JAX at 1-64
+# frames, and 5-10 % faster in onnxruntime at 1-64 frames. Full's wide layers gain nothing.
+PHASES = {"tiny": (2, 2), "full": (1, 1)}
 
 
 def _convolve(x: jax.Array, kernel: jax.Array) -> jax.Array:

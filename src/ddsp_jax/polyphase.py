@@ -74,12 +74,14 @@ class PolyphaseResampler:
         self._received += len(block)
         # Output n needs input (n·down) // up, the newest sample of its window.
         end = -(-self._received * self.up // self.down)
-        n = np.arange(self._made, end)
+        position = np.arange(self._made, end) * self.down
         self._made = end
-        position = n * self.down
-        newest = position // self.up - first
-        window = newest[:, None] - np.arange(self.taps)[None, :]
-        samples = np.where(window >= 0, signal[np.maximum(window, 0)], 0.0)
-        out = np.sum(samples * self._branches[position % self.up], axis=1, dtype=np.float32)
+        newest = position // self.up - first  # At least taps - 1: the history precedes it.
+        samples = signal[newest[:, None] - np.arange(self.taps)[None, :]]
+        # einsum sums each row the same way whatever the block (a BLAS product need not).
+        if self.up == 1:
+            out = np.einsum("nk,k->n", samples, self._branches[0])
+        else:
+            out = np.einsum("nk,nk->n", samples, self._branches[position % self.up])
         self._history = signal[len(signal) - (self.taps - 1) :]
-        return out.astype(np.float32)
+        return out

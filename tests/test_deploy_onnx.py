@@ -75,17 +75,24 @@ def test_the_onnx_block_step_renders_what_the_python_stream_renders(reverb):
     assert np.max(np.abs(audio)) > 0.05
 
 
-def test_onnx_transfer_streams_like_the_python_transfer_stream(tmp_path):
+@pytest.mark.parametrize(
+    ("pitch_shift", "loudness_shift", "quiet_db"), [(3.0, -6.0, 0.0), ("auto", "auto", 20.0)]
+)
+def test_onnx_transfer_streams_like_the_python_transfer_stream(
+    tmp_path, pitch_shift, loudness_shift, quiet_db
+):
     saved = saved_model()
+    saved.statistics = {"mean_pitch_midi": 45.0, "note_loudness_db_quantiles": [-40, -25, -10]}
     export_onnx(saved, tmp_path / "onnx", "tiny")
     block = 320
-    onnx_stream = OnnxStream(tmp_path / "onnx", block, 3.0, -6.0, noise=stream_noise)
-    python = TransferStream(saved, block, "tiny", 3.0, -6.0, quiet_db=0.0)
+    settings = (pitch_shift, loudness_shift, quiet_db)
+    onnx_stream = OnnxStream(tmp_path / "onnx", block, *settings, noise=stream_noise)
+    python = TransferStream(saved, block, "tiny", *settings)
     assert onnx_stream.latency == python.latency
     t = np.arange(16000) / 16000
-    voice = (0.3 * np.sin(2 * np.pi * 220 * t * (1 + 0.02 * np.sin(2 * np.pi * 3 * t)))).astype(
-        np.float32
-    )
+    voice = 0.3 * np.sin(2 * np.pi * 220 * t * (1 + 0.02 * np.sin(2 * np.pi * 3 * t)))
+    breath = 0.05 * np.random.default_rng(0).uniform(-1, 1, len(t))
+    voice = np.where((t > 0.4) & (t < 0.6), breath, voice).astype(np.float32)  # Not a note.
     outputs = [
         (onnx_stream.process(voice[i : i + block]), python.process(voice[i : i + block]))
         for i in range(0, len(voice), block)
@@ -93,6 +100,9 @@ def test_onnx_transfer_streams_like_the_python_transfer_stream(tmp_path):
     got, expected = (np.concatenate(side) for side in zip(*outputs, strict=True))
     peak = np.max(np.abs(expected))
     assert peak > 0.05
+    np.testing.assert_allclose(onnx_stream.shifts(), python.shifts(), atol=1e-3)
+    if pitch_shift == "auto":
+        assert python.shifts()[0] == -12.0  # 57 - 12 = 45.
     # CREPE's f0 differs by float32 rounding (~1e-5 relative), which the phase integrates:
     # the difference grows with time, about 5e-4 of the peak after a second.
     error = np.abs(got - expected)
@@ -136,31 +146,39 @@ def test_onnx_windows_are_the_sliding_windows(shape, count, width):
     np.testing.assert_array_equal(runner.run(None, {"x": x})[0], expected)
 
 
-def test_the_transfer_graph_is_the_features_shifted_then_the_synth(tmp_path):
+def test_the_transfer_graph_is_the_features_adjusted_then_the_synth(tmp_path):
     out = export_onnx(saved_model(), tmp_path / "onnx", "tiny")
     synth, features, metadata = load_onnx(out)
     graphs = [onnx.load(out / name) for name in ("synth.onnx", "features.onnx")]
     transfer = ort.InferenceSession(
         transfer_graph(*graphs).SerializeToString(), providers=["CPUExecutionProvider"]
     )
-    frames = 0.3 * np.sin(np.arange(3 * 1024) / 9.0).reshape(3, 1024).astype(np.float32)
-    state = {
-        s["name"]: np.full(s["shape"], s["initial"], s["dtype"]) for s in metadata["synth"]["state"]
-    }
+    phase = np.arange(3 * 1024) / 9.0
+    tone = sum(np.sin(k * phase) / k for k in (1, 2, 3))  # 283 Hz with two harmonics.
+    frames = 0.2 * tone.reshape(3, 1024).astype(np.float32)
+    frames[1] = np.random.default_rng(1).uniform(-0.05, 0.05, 1024)  # Not a note.
+    states = metadata["synth"]["state"]
+    state = {s["name"]: np.full(s["shape"], s["initial"], s["dtype"]) for s in states}
     noise = np.random.default_rng(0).uniform(-1, 1, 3 * metadata["hop"]).astype(np.float32)
-    found = dict(
-        zip(metadata["features"]["outputs"], features.run(None, {"audio": frames}), strict=True)
-    )
+    outputs = features.run(None, {"audio": frames})
+    found = dict(zip(metadata["features"]["outputs"], outputs, strict=True))
+    notes = (found["f0_confidence"] >= 0.85) & (found["loudness_db"] > -60.0)
+    assert notes.tolist() == [True, False, True]
+    loudness = found["loudness_db"] - 6.0 - np.where(notes, 0.0, 20.0)
     conditioning = {
         "f0_hz": found["f0_hz"] * np.float32(1.5),
-        "loudness_db": np.maximum(found["loudness_db"] - 70.0, -80.0).astype(np.float32),
+        "loudness_db": np.maximum(loudness, -80.0).astype(np.float32),
     }
     expected = synth.run(None, {**state, **conditioning, "noise": noise})
-    shifts = {"f0_scale": np.array(1.5, np.float32), "loudness_shift": np.array(-70.0, np.float32)}
-    names = [output.name for output in synth.get_outputs()]
-    got = transfer.run(names, {**state, "features/audio": frames, **shifts, "noise": noise})
+    adjustments = {
+        "f0_scale": np.array(1.5, np.float32),
+        "loudness_shift": np.array(-6.0, np.float32),
+        "quiet_db": np.array(20.0, np.float32),
+    }
+    names = [output.name for output in synth.get_outputs()] + ["notes", "found_f0_hz"]
+    got = transfer.run(names, {**state, "features/audio": frames, **adjustments, "noise": noise})
     assert np.max(np.abs(expected[0])) > 0.01
-    for value, reference in zip(got, expected, strict=True):
+    for value, reference in zip(got, [*expected, notes, found["f0_hz"]], strict=True):
         np.testing.assert_allclose(value, reference, rtol=1e-5, atol=1e-6)
 
 

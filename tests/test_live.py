@@ -164,6 +164,52 @@ def test_live_file_to_file_writes_the_input_length_and_reports(tmp_path, capsys)
     assert np.all(np.isfinite(written)) and np.max(np.abs(written)) > 0.0
 
 
+@needs_weights
+def test_the_live_callback_compiles_nothing_after_warm_up(tmp_path):
+    import jax
+
+    from ddsp_jax.models import load_model
+
+    saved = load_model(saved_model_folder(tmp_path / "model"))
+    saved.statistics = {"mean_pitch_midi": 50.0, "note_loudness_db_quantiles": [-40, -25, -10]}
+    stream = live.transfer_stream(saved, 320, pitch_shift="auto", loudness_shift="auto")
+    engine = live.LiveEngine(
+        HostRateStream(stream, 16000, 44100, 882), tone(262.0, 1.0, 44100).astype(np.float32)
+    )
+    engine.warm_up()
+    compiles = []
+
+    def listen(event: str, *args, **kwargs) -> None:
+        if "compile" in event:
+            compiles.append(event)
+
+    jax.monitoring.register_event_duration_secs_listener(listen)
+    try:
+        for _ in range(40):  # Notes heard in frames of every count a block can complete.
+            engine.callback(None, None, 882, None, None)
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listen)
+    assert stream.shifts()[0] == -12.0  # Notes were heard: MIDI 60 - 12 is nearest 50.
+    assert compiles == []
+
+
+@needs_weights
+def test_live_with_the_onnx_engine_plays_what_the_python_engine_plays(tmp_path):
+    pytest.importorskip("onnxruntime")
+    model = saved_model_folder(tmp_path / "model")
+    sf.write(tmp_path / "in.wav", tone(262.0, 1.2, 44100), 44100)
+    written = {}
+    for engine in ("jax", "onnx"):
+        out = tmp_path / f"{engine}.wav"
+        args = ["--input", str(tmp_path / "in.wav"), "--output", str(out), "--no-realtime"]
+        assert main(["live", str(model), *args, "--engine", engine]) == 0
+        written[engine], rate = sf.read(out, dtype="float32")
+        assert rate == 44100 and len(written[engine]) == int(1.2 * 44100)
+    # The same transfer; only the noise's generator differs (its part here is small).
+    assert np.max(np.abs(written["jax"])) > 0.05
+    assert np.corrcoef(written["jax"], written["onnx"])[0, 1] > 0.999
+
+
 def test_live_refuses_settings_it_cannot_run(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["live", "model", "--input", "in.wav", "--output", "out.wav"])

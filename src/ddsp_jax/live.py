@@ -1,12 +1,13 @@
 """``ddsp live``: timbre transfer in real time, from a microphone or a file, to the speakers or
 a file.
 
-``LiveEngine`` owns one ``HostRateStream`` (a ``TransferStream`` at the host's rate) and does
-one host block per audio callback: it mixes the input to mono, runs the stream and writes every
-output channel, all into buffers made before the stream starts (``warm_up`` also compiles
-every program first). It times each callback and counts the late ones (longer than a block)
-and the under- and overflows PortAudio reports. Files are read before the stream starts and
-written by a separate thread, so the callback never waits on the disk.
+``LiveEngine`` owns one ``HostRateStream`` (``transfer_stream``'s engine at the host's
+rate) and does one host block per audio callback: it mixes the input to mono, runs the
+stream and writes every output channel, all into buffers made before the stream starts
+(``warm_up`` also compiles every program first). It times each callback and counts the late
+ones (longer than a block) and the under- and overflows PortAudio reports. Files are read
+before the stream starts and written by a separate thread, so the callback never waits on
+the disk.
 
 Devices come from PortAudio through ``sounddevice`` (the ``live`` extra); ``run`` takes a
 ``stream_factory`` so that tests (and hosts without audio hardware) can drive the same
@@ -15,16 +16,21 @@ callback with a stand-in for ``sounddevice.Stream``.
 
 import dataclasses
 import queue
+import tempfile
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 from ddsp_jax.files import temporary_path
-from ddsp_jax.streaming import HostRateStream
+from ddsp_jax.models.saved import SavedModel
+from ddsp_jax.streaming import HostRateStream, TransferStream
+
+Engine = Literal["jax", "onnx"]
+ENGINES: tuple[Engine, ...] = ("jax", "onnx")
 
 StreamFactory = Callable[..., Any]
 
@@ -53,6 +59,44 @@ class LiveReport:
     compute_ms_median: float
     compute_ms_max: float
     latency_ms: float
+
+
+class EngineUnavailableError(ImportError):
+    """An engine whose extra is not installed."""
+
+
+def transfer_stream(
+    saved: SavedModel,
+    block_size: int,
+    engine: Engine = "jax",
+    f0_model: str = "tiny",
+    pitch_shift: float | str = 0.0,
+    loudness_shift: float | str = 0.0,
+    quiet_db: float = 20.0,
+) -> Any:
+    """Live timbre transfer at the model's rate with ``engine``: ``"jax"``, the Python
+    engine (``streaming.TransferStream``), or ``"onnx"``, the model exported to ONNX
+    (``deploy.export_onnx``, in a temporary folder) and run in onnxruntime
+    (``deploy.OnnxStream``: the same output but for the noise's generator, at about two
+    thirds of the cost per block; needs the ``onnx`` extra).
+
+    Raises:
+        EngineUnavailableError: ``"onnx"`` without the ``onnx`` extra.
+    """
+    settings = (pitch_shift, loudness_shift, quiet_db)
+    if engine == "jax":
+        return TransferStream(saved, block_size, f0_model, *settings)
+    if engine != "onnx":
+        raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}.")
+    try:
+        from ddsp_jax.deploy.onnx_export import OnnxStream, export_onnx
+    except ImportError as error:
+        raise EngineUnavailableError(
+            "the onnx engine needs the onnx extra: pip install 'ddsp-jax[onnx]'"
+        ) from error
+    with tempfile.TemporaryDirectory() as folder:
+        export_onnx(saved, folder, f0_model)
+        return OnnxStream(folder, block_size, *settings)
 
 
 class LiveEngine:

@@ -51,7 +51,7 @@ from ddsp_jax.core.implementation import Implementation, current_implementation
 from ddsp_jax.core.noise import NOISE_CHUNK, uniform_noise
 from ddsp_jax.core.oscillators import harmonic_frames
 from ddsp_jax.core.phase import FixedPoint
-from ddsp_jax.core.units import DB_RANGE, hz_to_midi
+from ddsp_jax.core.units import DB_RANGE
 from ddsp_jax.features.notes import note_frames
 from ddsp_jax.features.streaming import StreamingFeatures
 from ddsp_jax.models.autoencoder import preprocess
@@ -615,6 +615,69 @@ def priming_frames(block_size: int, hop: int, lookahead: int) -> int:
     return shortfall
 
 
+class TransferShifts:
+    """The pitch (semitones) and loudness (dB) shifts of live transfer: fixed, or ``"auto"``
+    from the note frames heard so far (a stream cannot look at the whole input as ``ddsp
+    transfer`` does).
+
+    The automatic pitch shift is the whole octaves that bring the notes' mean pitch closest
+    to the training data's, the loudness shift the difference between the training notes'
+    median loudness and the notes' mean; both are 0 until a note is heard.
+
+    Args:
+        pitch_shift: Semitones, or ``"auto"``.
+        loudness_shift: dB, or ``"auto"``.
+        statistics: The model's training statistics (``SavedModel.statistics``), needed by
+            the automatic shifts.
+    """
+
+    def __init__(
+        self,
+        pitch_shift: float | str,
+        loudness_shift: float | str,
+        statistics: dict[str, Any] | None,
+    ) -> None:
+        auto = [
+            name
+            for name, v in (("pitch", pitch_shift), ("loudness", loudness_shift))
+            if v == "auto"
+        ]
+        statistics = statistics or {}
+        if auto and statistics.get("mean_pitch_midi") is None:
+            raise ValueError(
+                f"automatic {' and '.join(auto)} shift needs the model's training statistics, "
+                "and this model has none with pitched frames: give the shifts in semitones and dB."
+            )
+        if auto:
+            quantiles = statistics["note_loudness_db_quantiles"]
+            self._targets = (statistics["mean_pitch_midi"], quantiles[len(quantiles) // 2])
+        self.pitch_shift, self.loudness_shift = pitch_shift, loudness_shift
+        self.automatic = bool(auto)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the notes heard."""
+        self._notes = np.zeros(3)  # Note frames heard, and the sums of their pitch and loudness.
+
+    def hear(self, f0_hz: np.ndarray, loudness_db: np.ndarray, notes: np.ndarray) -> None:
+        """Count the note frames (``notes``, bool) of frames' f0 (Hz, positive where a note)
+        and loudness (dB) for the automatic shifts; in NumPy, so that an audio callback never
+        compiles a program for a new number of frames."""
+        if self.automatic and notes.any():
+            pitch = 69.0 + 12.0 * np.log2(np.asarray(f0_hz, np.float64)[notes] / 440.0)
+            self._notes += (notes.sum(), np.sum(pitch), np.sum(np.asarray(loudness_db)[notes]))
+
+    def current(self) -> tuple[float, float]:
+        """The pitch (semitones) and loudness (dB) shifts in force."""
+        count, pitch_sum, loudness_sum = self._notes
+        pitch_shift, loudness_shift = self.pitch_shift, self.loudness_shift
+        if pitch_shift == "auto":
+            pitch_shift = octave_shift(pitch_sum / count, self._targets[0]) if count else 0.0
+        if loudness_shift == "auto":
+            loudness_shift = self._targets[1] - loudness_sum / count if count else 0.0
+        return float(pitch_shift), float(loudness_shift)
+
+
 class TransferStream:
     """Timbre transfer in real time at the model's rate: audio blocks in, the model's audio
     blocks out.
@@ -626,10 +689,7 @@ class TransferStream:
     model renders them with ``Stream``. The queue starts with ``priming_frames`` silent
     frames so that the synth never waits for the features.
 
-    ``"auto"`` shifts follow the note frames heard so far (a stream cannot look at the whole
-    input as ``ddsp transfer`` does): the pitch shift is the whole octaves that bring their
-    mean pitch closest to the training data's, the loudness shift the difference between the
-    training notes' median loudness and their mean; both are 0 until a note is heard.
+    ``"auto"`` shifts (``TransferShifts``) follow the note frames heard before the block.
 
     Args:
         saved: The model; its sample rate must be 16 kHz (CREPE's).
@@ -651,20 +711,7 @@ class TransferStream:
         quiet_db: float = 20.0,
         key: jax.Array | int = 0,
     ) -> None:
-        auto = [
-            name
-            for name, v in (("pitch", pitch_shift), ("loudness", loudness_shift))
-            if v == "auto"
-        ]
-        statistics = saved.statistics or {}
-        if auto and statistics.get("mean_pitch_midi") is None:
-            raise ValueError(
-                f"automatic {' and '.join(auto)} shift needs the model's training statistics, "
-                "and this model has none with pitched frames: give the shifts in semitones and dB."
-            )
-        if auto:
-            quantiles = statistics["note_loudness_db_quantiles"]
-            self._targets = (statistics["mean_pitch_midi"], quantiles[len(quantiles) // 2])
+        self.adjustment = TransferShifts(pitch_shift, loudness_shift, saved.statistics)
         if saved.sample_rate != StreamingFeatures.sample_rate:
             raise ValueError(
                 f"live transfer needs a {StreamingFeatures.sample_rate} Hz model (CREPE's "
@@ -673,7 +720,7 @@ class TransferStream:
         self.block_size = block_size
         self.features = StreamingFeatures(block_size, saved.frame_rate, f0_model)
         self.synth = Stream(saved, block_size, key)
-        self.pitch_shift, self.loudness_shift, self.quiet_db = pitch_shift, loudness_shift, quiet_db
+        self.quiet_db = quiet_db
         hop = self.synth.plan.hop
         self.priming_frames = priming_frames(block_size, hop, self.features.latency)
         self.latency = self.priming_frames * hop + self.synth.latency
@@ -688,27 +735,16 @@ class TransferStream:
         self._queue["f0_hz"][:] = 0.0
         self._queue["loudness_db"][:] = -DB_RANGE
         self._queued = self.priming_frames
-        self._notes = np.zeros(3)  # Note frames heard, and the sums of their pitch and loudness.
+        self.adjustment.reset()
 
-    def shifts(
-        self, features: dict[str, np.ndarray] | None = None, notes: np.ndarray | None = None
-    ) -> tuple[float, float]:
-        """The pitch (semitones) and loudness (dB) shifts in force, after counting the note
-        frames of ``features`` for the ``"auto"`` ones."""
-        if features is not None and notes is not None and notes.any():
-            pitch = hz_to_midi(features["f0_hz"][notes].astype(np.float64))
-            self._notes += (notes.sum(), np.sum(pitch), np.sum(features["loudness_db"][notes]))
-        count, pitch_sum, loudness_sum = self._notes
-        pitch_shift, loudness_shift = self.pitch_shift, self.loudness_shift
-        if pitch_shift == "auto":
-            pitch_shift = octave_shift(pitch_sum / count, self._targets[0]) if count else 0.0
-        if loudness_shift == "auto":
-            loudness_shift = self._targets[1] - loudness_sum / count if count else 0.0
-        return float(pitch_shift), float(loudness_shift)
+    def shifts(self) -> tuple[float, float]:
+        """The pitch (semitones) and loudness (dB) shifts in force for the next block."""
+        return self.adjustment.current()
 
     def _adjust(self, features: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         notes = note_frames(features["f0_confidence"], features["loudness_db"], max_gap=1)
-        pitch_shift, loudness_shift = self.shifts(features, notes)
+        pitch_shift, loudness_shift = self.adjustment.current()
+        self.adjustment.hear(features["f0_hz"], features["loudness_db"], notes)
         f0_hz = features["f0_hz"] * np.float32(2.0 ** (pitch_shift / 12.0))
         loudness = features["loudness_db"] + np.float32(loudness_shift)
         loudness = np.where(notes, loudness, loudness - np.float32(self.quiet_db))

@@ -56,11 +56,12 @@ from ddsp_jax.features.f0 import (
     phased_kernel,
     short_taps,
 )
+from ddsp_jax.features.notes import CONFIDENT, NOTE_MIN_LOUDNESS_DB
 from ddsp_jax.files import write_files
 from ddsp_jax.models.autoencoder import F0_RANGE
 from ddsp_jax.models.kernels import LEAKY_RELU_SLOPE
 from ddsp_jax.models.saved import SavedModel
-from ddsp_jax.streaming import Stream, StreamPlan, priming_frames
+from ddsp_jax.streaming import Stream, StreamPlan, TransferShifts, priming_frames
 
 OPSET = 18
 FORMAT = "ddsp-jax streaming ONNX"
@@ -802,36 +803,49 @@ def export_onnx(saved: SavedModel, out: str | Path, f0_model: str | None = "tiny
 
 
 def transfer_graph(synth: onnx.ModelProto, features: onnx.ModelProto) -> onnx.ModelProto:
-    """One call of timbre transfer: the features of frames, shifted, rendered, as one graph
-    (composed with ``onnx.compose``; one ``run`` and one thread pool per block).
+    """One call of timbre transfer: the features of frames, adjusted as ``TransferStream``
+    adjusts them, rendered by the synth, as one graph (composed with ``onnx.compose``; one
+    ``run`` and one thread pool per block).
 
-    Inputs: ``features/audio`` ``[F, window]`` (``features_graph``'s ``audio``), ``f0_scale``
-    and ``loudness_shift`` (scalars: the f0 is multiplied by one, the other is added to the
-    loudness in dB, floored at ``-DB_RANGE``), then ``synth_graph``'s state arrays and
-    ``noise`` ``[F * hop]``. Outputs: ``synth_graph``'s (``audio`` and the next states) and
-    ``features/f0_confidence`` with an f0 model.
+    Inputs: ``features/audio`` ``[F, window]`` (``features_graph``'s ``audio``, with an f0
+    model), ``f0_scale``, ``loudness_shift`` and ``quiet_db`` (scalars: the f0 is multiplied
+    by the first, the loudness in dB moved by the second, and by minus the third where a
+    frame is not a note, then floored at ``-DB_RANGE``), then ``synth_graph``'s state arrays
+    and ``noise`` ``[F * hop]``. Outputs: ``synth_graph``'s (``audio`` and the next states),
+    ``notes`` ``[F]`` (bool: confidence at least ``CONFIDENT`` and loudness above
+    ``NOTE_MIN_LOUDNESS_DB``, ``note_frames`` without gap filling), the frames' own
+    ``found_f0_hz`` and ``found_loudness_db`` (for a host's automatic shifts) and
+    ``features/f0_confidence``.
     """
     g = GraphBuilder()
+    confident = g("GreaterOrEqual", "features/f0_confidence", g.constant(CONFIDENT))
+    loud = g("Greater", "features/loudness_db", g.constant(NOTE_MIN_LOUDNESS_DB))
+    notes = g("And", confident, loud, name="notes")
+    g("Identity", "features/f0_hz", name="found_f0_hz")
+    g("Identity", "features/loudness_db", name="found_loudness_db")
     g("Mul", "features/f0_hz", "f0_scale", name="f0_hz")
     shifted = g("Add", "features/loudness_db", "loudness_shift")
-    g("Max", shifted, g.constant(-DB_RANGE), name="loudness_db")
+    lowered = g("Where", notes, shifted, g("Sub", shifted, "quiet_db"))
+    g("Max", lowered, g.constant(-DB_RANGE), name="loudness_db")
+    found = ["features/f0_hz", "features/loudness_db", "features/f0_confidence"]
+    frames = [(name, np.float32, ["frames"]) for name in found]
+    scalars = [(name, np.float32, []) for name in ("f0_scale", "loudness_shift", "quiet_db")]
+    outputs = ["f0_hz", "loudness_db", "found_f0_hz", "found_loudness_db"]
     shift = g.model(
-        inputs=[
-            ("features/f0_hz", np.float32, ["frames"]),
-            ("features/loudness_db", np.float32, ["frames"]),
-            ("f0_scale", np.float32, []),
-            ("loudness_shift", np.float32, []),
-        ],
-        outputs=[("f0_hz", np.float32, ["frames"]), ("loudness_db", np.float32, ["frames"])],
-        doc="ddsp-jax transfer shifts.",
+        inputs=frames + scalars,
+        outputs=[("notes", np.bool_, ["frames"])]
+        + [(name, np.float32, ["frames"]) for name in outputs],
+        doc="ddsp-jax transfer adjustments.",
         metadata={},
     )
     shift = compose.add_prefix(shift, "shift/", rename_inputs=False, rename_outputs=False)
     features = compose.add_prefix(features, "features/")
-    found = [(name, name) for name in ("features/f0_hz", "features/loudness_db")]
-    shifted_features = compose.merge_models(features, shift, io_map=found)
+    kept = ["features/f0_confidence", "notes", "found_f0_hz", "found_loudness_db", *outputs[:2]]
+    adjusted = compose.merge_models(
+        features, shift, io_map=[(name, name) for name in found], outputs=kept
+    )
     controls = [(name, name) for name in ("f0_hz", "loudness_db")]
-    return compose.merge_models(shifted_features, synth, io_map=controls)
+    return compose.merge_models(adjusted, synth, io_map=controls)
 
 
 def _check_io(path: Path, runner: Any, inputs: dict[str, list[int]], outputs: dict) -> None:
@@ -913,18 +927,20 @@ class OnnxStream:
     model's audio blocks out, the loop a host runs (docs/deployment.md), needing no JAX.
 
     Each frame's features are computed once its window is complete (``latency`` samples
-    after its centre), shifted by ``pitch_shift`` semitones and ``loudness_shift`` dB, and
-    rendered by the synth graph, in one ``transfer_graph`` call per block whose threads spin
-    between operators. The synth starts with
-    ``streaming.priming_frames`` silent frames so that a block's output is always there;
-    with the same noise, the output equals ``streaming.TransferStream``'s with the same fixed
-    shifts and ``quiet_db=0`` (up to float32 rounding).
+    after its centre), adjusted as ``streaming.TransferStream`` adjusts them (``pitch_shift``
+    semitones, ``loudness_shift`` dB, frames that are not notes lowered by ``quiet_db``;
+    ``"auto"`` shifts from the notes heard before the block, ``streaming.TransferShifts``)
+    and rendered, in one ``transfer_graph`` call per block whose threads spin between
+    operators. The synth starts with ``streaming.priming_frames`` silent frames so that a
+    block's output is always there. With the same noise, the output equals
+    ``TransferStream``'s with the same settings (up to float32 rounding).
 
     Args:
         folder: An ``export_onnx`` folder with an f0 model.
         block_size: Samples per block.
-        pitch_shift: Semitones added to the f0.
-        loudness_shift: dB added to the loudness.
+        pitch_shift: Semitones added to the f0, or ``"auto"``.
+        loudness_shift: dB added to the loudness, or ``"auto"``.
+        quiet_db: dB taken off frames that are not notes.
         noise: ``noise(start, count)``: uniform noise in [-1, 1) for samples ``[start, start
             + count)`` of the stream (default: numpy's generator, seed 0).
         threads: onnxruntime's threads per graph (0: one per physical core).
@@ -934,31 +950,30 @@ class OnnxStream:
         self,
         folder: str | Path,
         block_size: int,
-        pitch_shift: float = 0.0,
-        loudness_shift: float = 0.0,
+        pitch_shift: float | str = 0.0,
+        loudness_shift: float | str = 0.0,
+        quiet_db: float = 20.0,
         noise: Callable[[int, int], np.ndarray] | None = None,
         threads: int = 0,
     ) -> None:
         self.synth, _, self.metadata = load_onnx(folder, threads)
         if self.metadata["features"]["f0_model"] is None:
             raise ValueError(f"{folder}: exported without an f0 model; transfer needs one.")
+        if block_size <= 0 or not isinstance(block_size, int):
+            raise ValueError(f"block_size must be a positive integer, got {block_size!r}.")
+        self.adjustment = TransferShifts(pitch_shift, loudness_shift, self.metadata["statistics"])
         folder = Path(folder)
         graphs = (onnx.load(folder / name) for name in ("synth.onnx", "features.onnx"))
         transfer = transfer_graph(*graphs)
         self.transfer = _session(transfer.SerializeToString(), threads, spinning=True)
         self._synth_outputs = [output.name for output in self.synth.get_outputs()]
-        if block_size <= 0 or not isinstance(block_size, int):
-            raise ValueError(f"block_size must be a positive integer, got {block_size!r}.")
         self.block_size = block_size
         self.hop = self.metadata["hop"]
         self.window = self.metadata["features"]["window"]
         lookahead = self.window // 2
         self.priming_frames = priming_frames(block_size, self.hop, lookahead)
         self.latency = self.priming_frames * self.hop + self.metadata["latency"]
-        self._shifts = {
-            "f0_scale": np.array(2.0 ** (pitch_shift / 12.0), np.float32),
-            "loudness_shift": np.array(loudness_shift, np.float32),
-        }
+        self._quiet_db = np.array(quiet_db, np.float32)
         generator = np.random.default_rng(0)
         self._noise = noise or (
             lambda start, count: generator.uniform(-1.0, 1.0, count).astype(np.float32)
@@ -974,21 +989,30 @@ class OnnxStream:
         self._frames = 0
         self._input = np.zeros(self.window // 2, np.float32)  # Silence before sample 0.
         self._output = np.zeros(0, np.float32)
+        self.adjustment.reset()
         if self.priming_frames:
             silent = np.ones(self.priming_frames, np.float32)
             conditioning = {"f0_hz": 0.0 * silent, "loudness_db": -DB_RANGE * silent}
             self._render(self.synth, self.priming_frames, conditioning)
 
-    def _render(self, runner: Any, frames: int, inputs: dict[str, np.ndarray]) -> None:
+    def shifts(self) -> tuple[float, float]:
+        """The pitch (semitones) and loudness (dB) shifts in force for the next block."""
+        return self.adjustment.current()
+
+    def _render(
+        self, runner: Any, frames: int, inputs: dict[str, np.ndarray], heard: tuple = ()
+    ) -> list[np.ndarray]:
         """Render the next ``frames`` frames with ``runner`` (the synth graph, or
-        ``transfer_graph`` of both) from ``inputs`` (their conditioning, or their audio) and
-        keep the audio and state it returns."""
+        ``transfer_graph`` of both) from ``inputs`` (their conditioning, or their audio),
+        keep the audio and state it returns, and return its outputs ``heard``."""
         noise = np.asarray(self._noise(self._frames * self.hop, frames * self.hop), np.float32)
-        outputs = self._synth_outputs
-        audio, *state = runner.run(outputs, {**self._state, **inputs, "noise": noise})
+        outputs = [*self._synth_outputs, *heard]
+        audio, *rest = runner.run(outputs, {**self._state, **inputs, "noise": noise})
+        state, found = rest[: len(self._state)], rest[len(self._state) :]
         self._state = dict(zip(self._state, state, strict=True))
         self._output = np.concatenate([self._output, audio])
         self._frames += frames
+        return found
 
     def process(self, audio: np.ndarray) -> np.ndarray:
         """The model's audio ``[block_size]`` for the next block of input ``[block_size]``,
@@ -1001,7 +1025,19 @@ class OnnxStream:
         if n:
             windows = np.lib.stride_tricks.sliding_window_view(self._input, self.window)
             frames = np.ascontiguousarray(windows[: n * self.hop : self.hop])
-            self._render(self.transfer, n, {"features/audio": frames, **self._shifts})
+            pitch_shift, loudness_shift = self.adjustment.current()
+            adjustments = {
+                "f0_scale": np.array(2.0 ** (pitch_shift / 12.0), np.float32),
+                "loudness_shift": np.array(loudness_shift, np.float32),
+                "quiet_db": self._quiet_db,
+            }
+            heard = ("found_f0_hz", "found_loudness_db", "notes")
+            inputs = {"features/audio": frames, **adjustments}
+            found = self._render(
+                self.transfer, n, inputs, heard if self.adjustment.automatic else ()
+            )
+            if found:
+                self.adjustment.hear(*found)
             self._input = self._input[n * self.hop :]
         out, self._output = self._output[: self.block_size], self._output[self.block_size :]
         return out

@@ -250,3 +250,28 @@ def test_harmonic_synthesis_rejects_bad_input():
         core.harmonic_synthesis(f0, amps.at[0, 3, 0].set(jnp.nan), n_samples=640)
     with pytest.raises(ValueError, match="frequencies must not be negative, got a minimum of -5"):
         core.harmonic_synthesis(f0.at[0, 2, 0].set(-5.0), amps, n_samples=640)
+
+
+def test_harmonic_shifts_move_each_partial_by_its_ratio():
+    sr, f0, n_frames, n_samples = 16000, 200.0, 200, 32000
+    shifts = np.zeros((1, n_frames, 3), np.float32)
+    shifts[..., 1] = 0.01  # Harmonic 2 at 404 Hz, harmonic 3 at 600 Hz.
+    shifts[..., 2] = -0.02  # Harmonic 3 at 588 Hz.
+    args = (
+        jnp.full((1, n_frames, 1), f0),
+        jnp.full((1, n_frames, 1), 0.9),
+        jnp.ones((1, n_frames, 3)),
+    )
+    audio = core.harmonic_synthesis(
+        *args, n_samples=n_samples, sample_rate=sr, harmonic_shifts=shifts
+    )
+    spectrum = spectrum_amplitudes(np.asarray(audio[0, sr:], np.float64))  # 1 Hz bins.
+    np.testing.assert_allclose(spectrum[[200, 404, 588]], 0.3, rtol=1e-3)
+    assert spectrum[[400, 600]].max() < 1e-3
+    unshifted = core.harmonic_synthesis(
+        *args, n_samples=n_samples, sample_rate=sr, harmonic_shifts=np.zeros_like(shifts)
+    )
+    plain = core.harmonic_synthesis(*args, n_samples=n_samples, sample_rate=sr)
+    assert relative_error_db(unshifted, plain) < -100.0
+    with pytest.raises(ValueError, match="harmonic_shifts must be"):
+        core.harmonic_synthesis(*args, n_samples=n_samples, harmonic_shifts=shifts[..., :2])

@@ -4,6 +4,7 @@ No classes and no state. Shapes are ``[batch, time, channels]``; frequencies are
 phases in cycles, levels in dB unless a name says otherwise.
 """
 
+from ddsp_jax.core.delay import variable_length_delay
 from ddsp_jax.core.filters import (
     fft_convolve,
     filter_blocks,
@@ -16,6 +17,7 @@ from ddsp_jax.core.filters import (
 )
 from ddsp_jax.core.noise import NOISE_CHUNK, uniform_noise
 from ddsp_jax.core.oscillators import (
+    accumulate_phase,
     harmonic_frames,
     harmonic_oscillator,
     harmonic_synthesis,
@@ -46,12 +48,20 @@ from ddsp_jax.core.units import (
     db_to_amplitude,
     db_to_power,
     exp_sigmoid,
+    frequencies_sigmoid,
+    frequencies_softmax,
     hz_to_midi,
     inverse_exp_sigmoid,
     midi_to_hz,
     power_to_db,
     safe_divide,
     safe_log,
+    unit_to_hz,
+)
+from ddsp_jax.core.wavetable import (
+    harmonic_distribution_to_wavetable,
+    linear_lookup,
+    wavetable_synthesis,
 )
 
 __all__ = [
@@ -59,6 +69,7 @@ __all__ = [
     "NOISE_CHUNK",
     "RESAMPLE_METHODS",
     "a_weighting",
+    "accumulate_phase",
     "amplitude_to_db",
     "compute_logmag",
     "compute_logmel",
@@ -75,14 +86,18 @@ __all__ = [
     "filter_blocks",
     "frame",
     "frame_starts",
+    "frequencies_sigmoid",
+    "frequencies_softmax",
     "frequency_filter",
     "frequency_impulse_response",
+    "harmonic_distribution_to_wavetable",
     "harmonic_frames",
     "harmonic_oscillator",
     "harmonic_synthesis",
     "harmonic_synthesis_reference",
     "hz_to_midi",
     "inverse_exp_sigmoid",
+    "linear_lookup",
     "mel_weight_matrix",
     "midi_to_hz",
     "next_fast_fft_size",
@@ -98,4 +113,7 @@ __all__ = [
     "sinc_impulse_response",
     "stft",
     "uniform_noise",
+    "unit_to_hz",
+    "variable_length_delay",
+    "wavetable_synthesis",
 ]

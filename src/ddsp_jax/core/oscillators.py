@@ -137,6 +137,40 @@ def oscillator_bank(
     )
 
 
+def accumulate_phase(
+    frequency_envelopes: jax.Array,
+    sample_rate: float,
+    initial_phase: jax.Array | None = None,
+    exclusive: bool = False,
+) -> jax.Array:
+    """The phase of oscillators at sample-wise frequencies, accumulated exactly.
+
+    Sample ``n``'s phase is ``initial_phase + sum_{m <= n} f[m] / sample_rate`` cycles (``m <
+    n`` with ``exclusive``), summed in 64-bit fixed point (``core.phase``), so it does not
+    drift over any length; its gradient is that of the float32 cumulative sum.
+
+    Args:
+        frequency_envelopes: Frequencies ``[batch, n_samples, n_oscillators]`` (Hz).
+        sample_rate: Samples per second (Hz).
+        initial_phase: ``[batch, n_oscillators]`` (cycles), default 0.
+        exclusive: Start each oscillator at ``initial_phase`` on sample 0 (magenta's
+            wavetable phase) instead of one sample's step later (its oscillator bank's).
+
+    Returns:
+        Phase ``[batch, n_samples, n_oscillators]`` in cycles, in [0, 1].
+    """
+    step = np.float64(1.0) / sample_rate
+    if exclusive:
+        frequency_envelopes = jnp.pad(frequency_envelopes, ((0, 0), (1, 0), (0, 0)))[:, :-1]
+    phase = cumsum_fixed(fixed_weighted_sum([(frequency_envelopes, step)]), axis=1)
+    surrogate = jnp.cumsum(frequency_envelopes * np.float32(step), axis=1)
+    if initial_phase is not None:
+        start = initial_phase[:, None, :]
+        phase = add_fixed(phase, to_fixed(start))
+        surrogate = surrogate + start
+    return straight_through(fixed_to_cycles(phase), surrogate)
+
+
 @functools.partial(jax.jit, static_argnums=(2, 3))
 def _oscillator_bank(
     frequency_envelopes: jax.Array,
@@ -146,14 +180,7 @@ def _oscillator_bank(
     initial_phase: jax.Array | None,
 ) -> jax.Array:
     amplitudes = remove_above_nyquist(frequency_envelopes, amplitude_envelopes, sample_rate)
-    step = np.float64(1.0) / sample_rate
-    phase = cumsum_fixed(fixed_weighted_sum([(frequency_envelopes, step)]), axis=1)
-    surrogate = jnp.cumsum(frequency_envelopes * np.float32(step), axis=1)
-    if initial_phase is not None:
-        start = initial_phase[:, None, :]
-        phase = add_fixed(phase, to_fixed(start))
-        surrogate = surrogate + start
-    cycles = straight_through(fixed_to_cycles(phase), surrogate)
+    cycles = accumulate_phase(frequency_envelopes, sample_rate, initial_phase)
     audio = amplitudes * jnp.sin(2.0 * np.pi * wrap(cycles))
     return jnp.sum(audio, axis=-1) if sum_sinusoids else audio
 
@@ -391,6 +418,7 @@ def harmonic_synthesis(
     sample_rate: float = SAMPLE_RATE,
     amp_resample_method: ResampleMethod = "window",
     normalize_below_nyquist: bool = True,
+    harmonic_shifts: jax.Array | None = None,
 ) -> jax.Array:
     """Audio from a frame-rate monophonic harmonic oscillator bank.
 
@@ -404,6 +432,10 @@ def harmonic_synthesis(
         amp_resample_method: How amplitudes are upsampled (see ``resample``).
         normalize_below_nyquist: Zero harmonics at or above Nyquist and renormalise the
             distribution to sum to 1 over the remaining ones (per frame).
+        harmonic_shifts: Inharmonicity, ``[batch, n_frames, n_harmonics]``, zero-centred:
+            harmonic ``k`` sounds at ``k · f0 · (1 + shift)`` (magenta's). Its partials no
+            longer share the fundamental's phase, so the synthesis is then
+            ``harmonic_synthesis_reference``'s.
 
     Returns:
         Audio ``[batch, n_samples]``.
@@ -421,6 +453,10 @@ def harmonic_synthesis(
         sample_rate,
         normalize_below_nyquist,
     )
+    if harmonic_shifts is not None:
+        return _oscillators_of_harmonics(
+            f0_hz, harmonic_amplitudes, n_samples, sample_rate, amp_resample_method, harmonic_shifts
+        )
     audio, _ = harmonic_oscillator(
         f0_hz, harmonic_amplitudes, n_samples, sample_rate, amp_resample_method
     )
@@ -435,6 +471,7 @@ def harmonic_synthesis_reference(
     sample_rate: float = SAMPLE_RATE,
     amp_resample_method: ResampleMethod = "window",
     normalize_below_nyquist: bool = True,
+    harmonic_shifts: jax.Array | None = None,
 ) -> jax.Array:
     """``harmonic_synthesis`` as magenta writes it: every harmonic's frequency (linear) and
     amplitude (``amp_resample_method``) upsampled to samples, then ``oscillator_bank``.
@@ -457,7 +494,30 @@ def harmonic_synthesis_reference(
         sample_rate,
         normalize_below_nyquist,
     )
-    harmonic_numbers = jnp.arange(1, harmonic_amplitudes.shape[-1] + 1, dtype=jnp.float32)
-    frequency_envelopes = resample(f0_hz * harmonic_numbers, n_samples, "linear")
+    return _oscillators_of_harmonics(
+        f0_hz, harmonic_amplitudes, n_samples, sample_rate, amp_resample_method, harmonic_shifts
+    )
+
+
+def _oscillators_of_harmonics(
+    f0_hz: jax.Array,
+    harmonic_amplitudes: jax.Array,
+    n_samples: int,
+    sample_rate: float,
+    amp_resample_method: ResampleMethod,
+    harmonic_shifts: jax.Array | None,
+) -> jax.Array:
+    """Every harmonic upsampled to samples and rendered by ``oscillator_bank``."""
+    n_harmonics = harmonic_amplitudes.shape[-1]
+    frequencies = f0_hz * jnp.arange(1, n_harmonics + 1, dtype=jnp.float32)
+    if harmonic_shifts is not None:
+        check_rank("harmonic_shifts", harmonic_shifts, (3,), "[batch, n_frames, n_harmonics]")
+        if harmonic_shifts.shape[1:] != harmonic_amplitudes.shape[1:]:
+            raise ValueError(
+                f"harmonic_shifts must be [batch, {harmonic_amplitudes.shape[1]}, "
+                f"{n_harmonics}], got {harmonic_shifts.shape}."
+            )
+        frequencies = frequencies * (1.0 + jnp.asarray(harmonic_shifts, jnp.float32))
+    frequency_envelopes = resample(frequencies, n_samples, "linear")
     amplitude_envelopes = resample(harmonic_amplitudes, n_samples, amp_resample_method)
     return oscillator_bank(frequency_envelopes, amplitude_envelopes, sample_rate)

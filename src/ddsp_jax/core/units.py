@@ -91,3 +91,85 @@ def inverse_exp_sigmoid(
     """
     p = ((jnp.asarray(y, jnp.float32) - threshold) / max_value) ** (1.0 / jnp.log(exponent))
     return jnp.log(p) - jnp.log1p(-p)
+
+
+def unit_to_hz(unit: jax.Array, hz_min: float, hz_max: float) -> jax.Array:
+    """The unit interval to ``[hz_min, hz_max]``, linear in MIDI (log frequency), as
+    magenta's ``unit_to_hz`` (0 Hz counts as MIDI 0).
+
+    >>> unit_to_hz(jnp.array([0.0, 0.5, 1.0]), 110.0, 440.0)
+    Array([110., 220., 440.], dtype=float32)
+    """
+    low, high = hz_to_midi(jnp.float32(hz_min)), hz_to_midi(jnp.float32(hz_max))
+    return midi_to_hz(low + (high - low) * jnp.asarray(unit, jnp.float32))
+
+
+def _with_depth(freqs: jax.Array, depth: int) -> tuple[jax.Array, int]:
+    """``[batch, time, n * depth]`` to ``[batch, time, n, depth]`` (a rank-4 input keeps its
+    last axis as the depth)."""
+    freqs = jnp.asarray(freqs, jnp.float32)
+    if freqs.ndim == 4:
+        return freqs, freqs.shape[-1]
+    if freqs.ndim != 3 or freqs.shape[-1] % depth:
+        raise ValueError(
+            f"frequencies must be [batch, time, n * depth] with depth {depth}, or [batch, "
+            f"time, n, depth]; got shape {freqs.shape}."
+        )
+    return freqs.reshape(*freqs.shape[:2], -1, depth), depth
+
+
+def frequencies_softmax(
+    freqs: jax.Array, depth: int = 1, hz_min: float = 20.0, hz_max: float = 8000.0
+) -> jax.Array:
+    """Network outputs to frequencies (Hz): a softmax over ``depth`` points spread evenly in
+    log frequency from ``hz_min`` to ``hz_max``, its mean position mapped by ``unit_to_hz``
+    (magenta's ``frequencies_softmax``).
+
+    Args:
+        freqs: ``[batch, time, n * depth]`` or ``[batch, time, n, depth]``.
+        depth: Softmax points per frequency (with a rank-3 input).
+        hz_min: The lowest frequency (Hz).
+        hz_max: The highest frequency (Hz).
+
+    Returns:
+        ``[batch, time, n]`` (Hz).
+    """
+    freqs, depth = _with_depth(freqs, depth)
+    probabilities = jax.nn.softmax(freqs, axis=-1)
+    unit = jnp.sum(probabilities * jnp.linspace(0.0, 1.0, depth), axis=-1)
+    return unit_to_hz(unit, hz_min, hz_max)
+
+
+def frequencies_sigmoid(
+    freqs: jax.Array, depth: int = 1, hz_min: float = 0.0, hz_max: float = 8000.0
+) -> jax.Array:
+    """Network outputs to frequencies (Hz): a sum of ``depth`` sigmoids, each mapped by
+    ``unit_to_hz`` over its share of the range (magenta's ``frequencies_sigmoid``: the range
+    ``hz_max - hz_min`` is split by a constant factor, the last share from ``hz_min``).
+
+    Args:
+        freqs: ``[batch, time, n * depth]`` or ``[batch, time, n, depth]``.
+        depth: Sigmoids per frequency (with a rank-3 input).
+        hz_min: The lowest frequency (Hz).
+        hz_max: The highest frequency (Hz).
+
+    Returns:
+        ``[batch, time, n]`` (Hz).
+
+    >>> top = frequencies_sigmoid(jnp.full((1, 1, 1), 20.0), hz_min=20.0, hz_max=8000.0)
+    >>> round(float(top[0, 0, 0]), 1)  # As magenta's: one share, hz_min to hz_max - hz_min.
+    7980.0
+    """
+    freqs, depth = _with_depth(freqs, depth)
+    probabilities = jax.nn.sigmoid(freqs)
+    remainder = hz_max - hz_min
+    scale_factor = remainder ** (1.0 / depth)
+    total = jnp.zeros(freqs.shape[:-1], jnp.float32)
+    for index in range(depth):
+        if index == depth - 1:
+            low, high = hz_min, remainder
+        else:
+            low, high = 0.0, remainder * (1.0 - 1.0 / scale_factor)
+            remainder -= high
+        total = total + unit_to_hz(probabilities[..., index], low, high)
+    return total

@@ -24,10 +24,13 @@ def _source(name: str) -> str:
 
 
 WITH_EXAMPLES = ["ddsp_jax"] + [name for name in MODULES if ">>> " in _source(name)]
+EXTRAS = {"ddsp_jax.integrations.datarax": "datarax"}  # Modules of an extra: their package.
 
 
 @pytest.mark.parametrize("name", WITH_EXAMPLES)
 def test_docstring_examples_run(name: str) -> None:
+    if name in EXTRAS:
+        pytest.importorskip(EXTRAS[name], reason=f"{name} needs the {EXTRAS[name]} extra")
     module = importlib.import_module(name)
     globs = {"jax": jax, "jnp": jnp, "np": np, "nnx": nnx}
     runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)

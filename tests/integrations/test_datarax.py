@@ -200,3 +200,59 @@ def test_our_crepe_and_dataraxs_give_the_same_activations_for_the_same_weights()
     expected = theirs(jnp.asarray(normalised)[..., None], use_running_average=True)
     np.testing.assert_allclose(ours(jnp.asarray(frames)), expected, atol=1e-5)
     assert float(jnp.max(expected)) > 0.5  # Confident on clean tones: real weights in use.
+
+
+def test_every_other_processor_runs_as_an_operator_like_the_plain_call():
+    from ddsp_jax.integrations.datarax import processor_operator
+    from ddsp_jax.processors import (
+        FilteredNoiseReverb,
+        FilteredNoiseReverbConfig,
+        FIRFilter,
+        FIRFilterConfig,
+        ModDelay,
+        ModDelayConfig,
+        Noise,
+        NoiseConfig,
+        SincFilter,
+        SincFilterConfig,
+        Sinusoidal,
+        SinusoidalConfig,
+        TensorToAudio,
+        Wavetable,
+        WavetableConfig,
+    )
+
+    rng = np.random.default_rng(2)
+    frames = lambda *shape: jnp.asarray(rng.normal(size=(N_FRAMES, *shape)), jnp.float32)  # noqa: E731
+    record = {
+        "audio": jnp.asarray(rng.normal(size=N_SAMPLES), jnp.float32),
+        "samples": jnp.asarray(rng.normal(size=N_SAMPLES), jnp.float32),
+        "amplitudes": frames(1),
+        "frequencies": frames(1),
+        "wavetables": frames(64),
+        "f0_hz": jnp.full((N_FRAMES, 1), 220.0),
+        "magnitudes": frames(16),
+        "cutoff": frames(1),
+        "gain": frames(1),
+        "phase": frames(1),
+    }
+    processors = [
+        Sinusoidal(SinusoidalConfig(n_samples=N_SAMPLES)),
+        Wavetable(WavetableConfig(n_samples=N_SAMPLES)),
+        Noise(NoiseConfig(n_samples=N_SAMPLES)),
+        TensorToAudio(),
+        FIRFilter(FIRFilterConfig(window_size=30)),
+        SincFilter(SincFilterConfig(window_size=64)),
+        ModDelay(ModDelayConfig()),
+        FilteredNoiseReverb(FilteredNoiseReverbConfig(reverb_length=800), rngs=nnx.Rngs(0)),
+    ]
+    key = jax.random.key(5)
+    for processor in processors:
+        operator = processor_operator(processor, field_key="out", rngs=nnx.Rngs(1))
+        assert operator.stochastic == isinstance(processor, Noise)
+        out, _, _ = operator.apply(record, {}, None, key=key)
+        controls = {name: value[None] for name, value in record.items()}
+        plain = processor(controls, key=key if processor.draws_noise else None)[0]
+        np.testing.assert_array_equal(out["out"], plain)
+        np.testing.assert_array_equal(out["audio"], record["audio"])  # Others kept.
+        assert float(jnp.abs(plain).max()) > 0.0, type(processor).__name__

@@ -1,7 +1,9 @@
 """ddsp-jax on datarax (needs the ``datarax`` extra), composed as datarax's DDSP example.
 
-Each processor becomes an ``OperatorModule`` with its ``OperatorConfig``; operators work on
-one record at a time (no batch axis) and datarax vmaps them over a batch. ``datarax_graph``
+Each processor becomes an ``OperatorModule`` with its ``OperatorConfig`` (the graph's own
+processors have their operator classes; ``processor_operator`` wraps any other: Sinusoidal,
+Wavetable, Noise, FIRFilter, SincFilter, ModDelay, FilteredNoiseReverb, ...); operators work
+on one record at a time (no batch axis) and datarax vmaps them over a batch. ``datarax_graph``
 rebuilds datarax's DDSP example's composition,
 ``SEQUENTIAL[WEIGHTED_PARALLEL(Harmonic, FilteredNoise), Reverb]``, around the processors of
 a plain ``ProcessorGraph``, sharing their parameters, so both give the same audio.
@@ -75,7 +77,55 @@ class ProcessorOperator(OperatorModule):
         controls = {name: value[None] for name, value in data.items()}
         key = require_key(key, self) if self.stochastic else None
         audio = self.processor(controls, key=key)[0]
-        return {**data, AUDIO_FIELD: audio}, state, metadata
+        return {**data, self.config.field_key: audio}, state, metadata
+
+
+@dataclasses.dataclass(frozen=True)
+class ProcessorOperatorConfig(OperatorConfig):
+    """Config of ``processor_operator``'s operators: the field the output goes to."""
+
+    field_key: str = AUDIO_FIELD
+
+
+class WrappedProcessorOperator(ProcessorOperator):
+    """Any processor as a datarax operator (made by ``processor_operator``)."""
+
+    def __init__(
+        self,
+        config: ProcessorOperatorConfig,
+        *,
+        processor: Processor,
+        rngs: nnx.Rngs | None = None,
+    ) -> None:
+        super().__init__(config, rngs=rngs)
+        self.processor = processor
+
+
+def processor_operator(
+    processor: Processor, *, field_key: str = AUDIO_FIELD, rngs: nnx.Rngs | None = None
+) -> WrappedProcessorOperator:
+    """``processor`` as a datarax operator: it reads its controls from a record's fields and
+    writes its audio to ``field_key`` (an effect reads ``audio`` and rewrites it). One that
+    draws noise (``Processor.draws_noise``) is stochastic, on the RNG stream ``noise`` of
+    ``rngs``, and uses the record's key as the processor's.
+
+    >>> from ddsp_jax.processors import FIRFilter, FIRFilterConfig
+    >>> fir = processor_operator(FIRFilter(FIRFilterConfig(window_size=16)))
+    >>> record = {"audio": jnp.ones(320), "magnitudes": jnp.zeros((10, 9))}
+    >>> fir.apply(record, {}, None)[0]["audio"].shape
+    (320,)
+    """
+    stochastic = processor.draws_noise
+    if stochastic and rngs is None:
+        raise ValueError(
+            f"{type(processor).__name__} draws noise: its operator needs rngs=nnx.Rngs(...)."
+        )
+    config = ProcessorOperatorConfig(
+        field_key=field_key,
+        stochastic=stochastic,
+        stream_name=NOISE_STREAM if stochastic else None,
+    )
+    return WrappedProcessorOperator(config, processor=processor, rngs=rngs)
 
 
 @dataclasses.dataclass(frozen=True)

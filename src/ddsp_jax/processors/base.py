@@ -42,6 +42,7 @@ class Processor(nnx.Module):
     ``get_signal(**get_controls(*raw controls named by control_names), key=key)``."""
 
     control_names: tuple[str, ...] = ()
+    draws_noise: bool = False  # Whether ``get_signal`` needs a PRNG key.
 
     def read_controls(self, controls: Controls) -> tuple[jax.Array, ...]:
         """The raw controls this processor needs, in ``control_names`` order.

@@ -181,6 +181,7 @@ class FilteredNoise(Processor):
     """
 
     control_names = ("noise_magnitudes",)
+    draws_noise = True
 
     def __init__(self, config: FilteredNoiseConfig) -> None:
         self.config = config
@@ -412,6 +413,7 @@ class Noise(Processor):
     """
 
     control_names = ("amplitudes",)
+    draws_noise = True
 
     def __init__(self, config: NoiseConfig) -> None:
         self.config = config

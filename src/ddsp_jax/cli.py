@@ -193,8 +193,33 @@ def _train_command(commands: Any) -> None:
         help="wall-time budget: as many steps as fit (measured), the learning-rate schedule "
         "scaled to them, ending with a checkpoint and the model folder",
     )
+    train.add_argument(
+        "--init-from",
+        metavar="MODEL|RUN",
+        help="fine-tune: start from this model folder, training run or shipped instrument",
+    )
+    train.add_argument(
+        "--init-keys",
+        type=_parts,
+        metavar="PART,...",
+        help="with --init-from, only these parts (e.g. decoder, decoder.rnn, "
+        "processor_graph.reverb); default: all",
+    )
+    train.add_argument(
+        "--freeze", type=_parts, metavar="PART,...", help="parts that training leaves unchanged"
+    )
     train.add_argument("--resume", action="store_true", help="continue the run in --out")
     train.set_defaults(handler=_train)
+
+
+def _parts(value: str) -> list[str]:
+    """A comma-separated list of model parts."""
+    parts = [part.strip() for part in value.split(",") if part.strip()]
+    if not parts:
+        raise argparse.ArgumentTypeError(
+            f"expected parts such as decoder,decoder.rnn; got {value!r}"
+        )
+    return parts
 
 
 def _train_config(args: argparse.Namespace) -> Any:
@@ -212,6 +237,9 @@ def _train_config(args: argparse.Namespace) -> Any:
             "--set": args.set,
             "--f0-model": args.f0_model,
             "--minutes": args.minutes,
+            "--init-from": args.init_from,
+            "--init-keys": args.init_keys,
+            "--freeze": args.freeze,
         }
         ignored = [flag for flag, value in given.items() if value is not None]
         if ignored:
@@ -229,6 +257,9 @@ def _train_config(args: argparse.Namespace) -> Any:
         learning_rate=args.lr,
         steps=args.steps,
         batch_size=args.batch_size,
+        init_from=args.init_from,
+        init_keys=args.init_keys,
+        freeze=args.freeze,
     )
 
 

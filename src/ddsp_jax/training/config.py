@@ -95,6 +95,27 @@ class DataConfig:
             raise ValueError(f"nsynth_subset must be gansynth or all, got {self.nsynth_subset!r}.")
 
 
+@dataclasses.dataclass(frozen=True)
+class InitConfig:
+    """Where a new run's parameters start (fine-tuning, ``training.finetune``).
+
+    Attributes:
+        from_model: A model folder, a training run or a shipped instrument whose parameters
+            the run starts from; None: freshly initialised from the seed.
+        keys: The parts taken from it, dotted paths such as ``decoder`` or ``decoder.rnn``;
+            empty: all.
+        freeze: Parts that training leaves unchanged.
+    """
+
+    from_model: str | None = None
+    keys: tuple[str, ...] = ()
+    freeze: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.keys and self.from_model is None:
+            raise ValueError("init.keys names parts to take from init.from_model, which is unset.")
+
+
 ENGINES = ("jax", "datarax")
 CONFIG_FILE = "config.json"  # A run folder's resolved TrainConfig.
 
@@ -137,6 +158,7 @@ class TrainConfig:
     # the extra): as datarax's DDSP example, a datarax Pipeline over a MemorySource feeding
     # the datarax operator graph (ddsp_jax.integrations.datarax).
     engine: typing.Literal["jax", "datarax"] = "jax"
+    init: InitConfig = dataclasses.field(default_factory=InitConfig)
 
     def __post_init__(self) -> None:
         for name in (
@@ -316,10 +338,14 @@ def resolve(
     learning_rate: float | None = None,
     steps: int | None = None,
     batch_size: int | None = None,
+    init_from: str | None = None,
+    init_keys: Sequence[str] | None = None,
+    freeze: Sequence[str] | None = None,
 ) -> TrainConfig:
     """A new run's config: ``preset`` (default ``solo``), then the settings of
     ``config_file``, then ``overrides`` (``section.name=value``), then each value given here
-    (what ``ddsp train``'s flags set).
+    (what ``ddsp train``'s flags set; ``init_from``, ``init_keys`` and ``freeze`` go to
+    ``init``).
 
     Raises:
         ValueError: For an unknown preset, an unreadable file or a bad setting, naming it.
@@ -343,10 +369,18 @@ def resolve(
     optimizer = config.optimizer
     if learning_rate is not None:
         optimizer = dataclasses.replace(optimizer, learning_rate=learning_rate)
+    init = config.init
+    if init_from is not None:
+        init = dataclasses.replace(init, from_model=init_from)
+    if init_keys is not None:
+        init = dataclasses.replace(init, keys=tuple(init_keys))
+    if freeze is not None:
+        init = dataclasses.replace(init, freeze=tuple(freeze))
     return dataclasses.replace(
         config,
         data=data_config,
         optimizer=optimizer,
+        init=init,
         steps=config.steps if steps is None else steps,
         batch_size=config.batch_size if batch_size is None else batch_size,
     )

@@ -24,6 +24,7 @@ from ddsp_jax.serialization import from_dict, to_dict
 from ddsp_jax.training.checkpoints import CHECKPOINT_DIR, DAMAGED_DIR, Checkpoints
 from ddsp_jax.training.config import CONFIG_FILE, LossConfig, TrainConfig, model_class_of
 from ddsp_jax.training.examples import BatchSource, Examples, nsynth_dataset_dir
+from ddsp_jax.training.finetune import freeze, load_initial_state
 from ddsp_jax.training.metrics import MetricsLog
 from ddsp_jax.training.optimizer import learning_rate, make_optimizer
 from ddsp_jax.training.program_cache import cached_jit
@@ -146,10 +147,10 @@ def _train_step(
 
 def step_settings(config: TrainConfig) -> str:
     """What a training step's program depends on besides its arguments' shapes: the model,
-    the loss, the seed, the micro-batches and the clipping; not the run's length or its
-    learning-rate schedule (the rate is an argument)."""
+    the loss, the seed, the micro-batches, the clipping and the frozen parts; not the run's
+    length or its learning-rate schedule (the rate is an argument)."""
     fixed = (config.model, config.loss, config.seed, config.micro_batches, config.engine)
-    return repr((*fixed, config.optimizer.grad_clip_norm))
+    return repr((*fixed, config.optimizer.grad_clip_norm, config.init.freeze))
 
 
 def _train_step_outputs(
@@ -206,7 +207,10 @@ class Trainer:
         self.config = config
         self.run_dir = Path(run_dir)
         self.graphdef, self.params, self.rest = initialize_model(config)
+        self.params, self.rest = load_initial_state(config, self.params, self.rest)
         self.transform = make_optimizer(config.optimizer)
+        if config.init.freeze:
+            self.transform = freeze(self.transform, config.init.freeze)
         self.opt_state = jax.jit(self.transform.init)(self.params)  # One program, not one per leaf.
         self.step = 0
         self.train_step = cached_jit(

@@ -3,6 +3,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from crepe import needs_weights
 from ddsp_jax.losses import mean_difference, multi_scale_spectral_loss
 
 SR = 16000
@@ -86,3 +87,55 @@ def test_loudness_term_is_the_mean_loudness_difference_in_db():
         jnp.asarray(loud)
     )
     assert np.all(np.isfinite(grad)) and np.abs(grad).max() > 0
+
+
+@pytest.mark.parametrize(
+    ("term", "transform"),
+    [
+        ("delta_time_weight", lambda m: np.diff(m, axis=1)),
+        ("delta_freq_weight", lambda m: np.diff(m, axis=2)),
+        ("cumsum_freq_weight", lambda m: np.cumsum(m, axis=2)),
+    ],
+)
+def test_the_other_spectral_terms_are_their_definitions(term, transform):
+    from ddsp_jax.core import compute_mag
+
+    target, audio = tone(440.0, 8000), tone(470.0, 8000)
+    single = {"fft_sizes": (512,), "mag_weight": 0.0, "logmag_weight": 0.0, term: 2.0}
+    found = float(multi_scale_spectral_loss(target, audio, **single))
+    mags = [np.asarray(compute_mag(a, 512, 0.75), np.float64) for a in (target, audio)]
+    expected = 2.0 * np.mean(np.abs(transform(mags[0]) - transform(mags[1])))
+    assert found == pytest.approx(expected, rel=1e-4)
+
+
+@needs_weights
+def test_crepe_embedding_loss_is_zero_for_the_same_audio_and_grows_with_detuning():
+    from ddsp_jax.losses import pretrained_crepe_embedding_loss
+
+    target = tone(440.0, 16000)
+    near, far = tone(445.0, 16000), tone(466.0, 16000)
+    assert float(pretrained_crepe_embedding_loss(target, target)) == 0.0
+    assert (
+        0.0
+        < float(pretrained_crepe_embedding_loss(target, near))
+        < float(pretrained_crepe_embedding_loss(target, far))
+    )
+    for layer in ("conv1-BN", "conv6-maxpool", "classifier"):
+        gradient = jax.grad(
+            lambda a, layer=layer: pretrained_crepe_embedding_loss(target, a, layer=layer)
+        )(far)
+        assert np.all(np.isfinite(gradient)) and np.any(gradient != 0.0), layer
+
+
+@needs_weights
+def test_crepe_embedding_is_crepes_salience_on_frames_1024_apart():
+    from ddsp_jax.features.f0 import CENTS_PER_BIN, FIRST_BIN_CENTS
+    from ddsp_jax.losses import crepe_embedding
+
+    salience = np.asarray(crepe_embedding(tone(440.0, 16000), "tiny", "classifier"))
+    assert salience.shape == (1, 16000 // 1024 + 1, 360)
+    cents = FIRST_BIN_CENTS + CENTS_PER_BIN * np.argmax(salience[0, 2:-2], axis=-1)
+    assert np.all(np.abs(cents - 1200 * np.log2(440.0 / 10.0)) < 20.0)  # The bin of 440 Hz.
+    expected = {"conv1-BN": 256 * 128, "conv1-maxpool": 128 * 128, "conv6-maxpool": 4 * 64}
+    for layer, features in expected.items():  # Frames 1024 apart: 3 in 2048 samples.
+        assert crepe_embedding(tone(440.0, 2048), "tiny", layer).shape == (1, 3, features)

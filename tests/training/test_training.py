@@ -53,6 +53,27 @@ def tensorboard_scalars(run_dir) -> dict[str, dict[int, float]]:
     return scalars
 
 
+def tensorboard_summaries(run_dir) -> tuple[dict, set[int]]:
+    """The audio ``{(step, tag): (sample rate, samples)}`` and the steps with an image in a
+    run's TensorBoard events."""
+    from tensorboardX.proto import event_pb2
+
+    audio, images = {}, set()
+    for path in sorted((run_dir / TENSORBOARD_DIR).glob("events.out.tfevents.*")):
+        data, offset = path.read_bytes(), 0
+        while offset + 12 <= len(data):
+            length = int.from_bytes(data[offset : offset + 8], "little")
+            event = event_pb2.Event.FromString(data[offset + 12 : offset + 12 + length])
+            offset += 16 + length
+            for value in event.summary.value:
+                if value.HasField("audio"):
+                    key = (event.step, value.tag)
+                    audio[key] = (value.audio.sample_rate, value.audio.length_frames)
+                if value.HasField("image"):
+                    images.add(event.step)
+    return audio, images
+
+
 def uninterrupted(config, examples, run_dir) -> tuple[Trainer, list[float]]:
     """A run of ``config.steps`` in one go over ``examples`` (batch 2, seed 0); its losses."""
     trainer = Trainer(config, run_dir)
@@ -333,6 +354,21 @@ def test_held_out_evaluation_is_logged_every_n_steps(tmp_path):
     assert [r["step"] for r in logged if "eval_loss" in r] == [2, 4]
     with pytest.raises(ValueError, match="eval_f0_model"):
         tiny_config(eval_f0_model="large")
+    # Each evaluation's summary: a figure in summaries/ and, in TensorBoard, the first two
+    # examples' target and resynthesis as audio and the figure as an image.
+    summaries = sorted(p.name for p in (tmp_path / "run" / "summaries").iterdir())
+    assert summaries == ["step-000002.png", "step-000004.png"]
+    assert (tmp_path / "run" / "summaries" / "step-000004.png").stat().st_size > 10_000
+    audio, images = tensorboard_summaries(tmp_path / "run")
+    assert sorted(audio) == [
+        (step, f"example_{i}/{what}")
+        for step in (2, 4)
+        for i in (0, 1)
+        for what in ("resynthesis", "target")
+    ]
+    assert images == {2, 4}
+    rate, samples = audio[(4, "example_0/target")]
+    assert rate == 16000 and samples == held_out["audio"].shape[1]
 
 
 def test_held_out_evaluation_warns_once_when_the_model_has_lost_the_pitch(capsys):
@@ -340,7 +376,7 @@ def test_held_out_evaluation_warns_once_when_the_model_has_lost_the_pitch(capsys
 
     from ddsp_jax.training.evaluate import EARLY_STEPS, HeldOutEvaluation
 
-    config = tiny_config(eval_f0_model="tiny")
+    config = tiny_config(eval_f0_model="tiny", eval_summaries=0)
     held_out = notes(2, seed=1, seconds=1.0)
     noise = np.random.default_rng(0).normal(0, 0.1, held_out["audio"].shape).astype(np.float32)
     plays = {"noise": noise, "the notes": held_out["audio"]}

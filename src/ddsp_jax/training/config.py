@@ -171,6 +171,10 @@ class TrainConfig:
     # resynthesis's loudness L1; with eval_f0_model ("tiny" or "full") also its f0 metrics.
     eval_every: int = 0
     eval_f0_model: str | None = None
+    # With eval_every, this many held-out examples are also written as summaries: audio
+    # (target and resynthesis) and a figure of spectrograms, loudness and f0, in TensorBoard
+    # and as PNGs in the run's summaries/ folder.
+    eval_summaries: int = 2
     # "jax": batches from an in-memory source, synthesis by ProcessorGraph. "datarax" (needs
     # the extra): as datarax's DDSP example, a datarax Pipeline over a MemorySource feeding
     # the datarax operator graph (ddsp_jax.integrations.datarax).
@@ -195,6 +199,8 @@ class TrainConfig:
             )
         if self.eval_every < 0:
             raise ValueError(f"eval_every must be >= 0, got {self.eval_every}.")
+        if self.eval_summaries < 0:
+            raise ValueError(f"eval_summaries must be >= 0, got {self.eval_summaries}.")
         if self.eval_f0_model not in (None, "tiny", "full"):
             raise ValueError(
                 f"eval_f0_model must be tiny, full or null, got {self.eval_f0_model!r}."

@@ -17,6 +17,7 @@ import numpy as np
 from flax import nnx
 from tqdm import tqdm
 
+from ddsp_jax import plots
 from ddsp_jax.data.dataset import PreparedDataset
 from ddsp_jax.features.extract import compute_features
 from ddsp_jax.features.notes import CONFIDENT
@@ -24,6 +25,7 @@ from ddsp_jax.models.autoencoder import Autoencoder, render
 from ddsp_jax.models.saved import SavedModel
 from ddsp_jax.serialization import from_dict
 from ddsp_jax.training.config import TrainConfig
+from ddsp_jax.training.metrics import write_summary
 from ddsp_jax.training.trainer import example_spectral_losses, initialize_model
 
 OUTLIER_CENTS = 1200.0  # magenta's OUTLIER_MIDI_THRESH: 12 semitones.
@@ -121,7 +123,9 @@ def resynthesis_metrics(
 class HeldOutEvaluation:
     """What ``Trainer.fit`` logs every ``eval_every`` steps: the held-out spectral loss and
     the loudness L1 of the resynthesis (dB), and with ``config.eval_f0_model`` the f0 metrics
-    too (the originals' features are computed from their audio once, as the resynthesis's).
+    too (the originals' features are computed from their audio once, as the resynthesis's);
+    and for the first ``config.eval_summaries`` examples a summary (``write_summary``): their
+    target and resynthesis audio and a figure of spectrograms, loudness and f0.
 
     From step ``EARLY_STEPS`` on, a raw pitch accuracy below ``PITCH_LOST_ACCURACY`` is
     reported once on stderr with what to do about it."""
@@ -141,6 +145,8 @@ class HeldOutEvaluation:
         n_frames = audio.shape[1] * config.frame_rate // synth.sample_rate
         original = {k: v[:, :n_frames] for k, v in self._original.items()}
         summary, _ = resynthesis_metrics(config, audio, original, config.eval_f0_model)
+        if config.eval_summaries:
+            self._summarize(trainer, audio, original)
         metrics = {"eval_loss": float(np.mean(losses))}
         for name, value in summary.items():
             if isinstance(value, float):
@@ -157,6 +163,30 @@ class HeldOutEvaluation:
                 file=sys.stderr,
             )
         return metrics
+
+    def _summarize(self, trainer: Any, audio: np.ndarray, original: dict[str, np.ndarray]) -> None:
+        config, synth = self.config, self.config.model.synth
+        n = min(config.eval_summaries, len(audio))
+        targets, resynthesised = self.examples["audio"][:n, : audio.shape[1]], audio[:n]
+        n_frames = original["loudness_db"].shape[1]
+        found = compute_features(
+            resynthesised, synth.sample_rate, config.frame_rate, config.eval_f0_model
+        )
+        figure = plots.resynthesis_summary(
+            targets,
+            resynthesised,
+            {k: v[:n] for k, v in original.items()},
+            {k: v[:, :n_frames] for k, v in found.items()},
+            synth.sample_rate,
+            config.frame_rate,
+        )
+        sounds = {}
+        for i in range(n):
+            sounds[f"example_{i}/target"] = targets[i]
+            sounds[f"example_{i}/resynthesis"] = np.clip(resynthesised[i], -1.0, 1.0)
+        write_summary(
+            trainer.run_dir, trainer.step, sounds, synth.sample_rate, figure, config.tensorboard
+        )
 
 
 def evaluate_model(

@@ -11,6 +11,7 @@ from ddsp_jax.files import write_atomically
 
 METRICS_FILE = "metrics.jsonl"
 TENSORBOARD_DIR = "tensorboard"
+SUMMARIES_DIR = "summaries"  # A run's summary figures, one PNG per evaluation.
 
 
 def tensorboard_available() -> bool:
@@ -85,3 +86,31 @@ def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
     """The metrics of a run folder, one dict per logged step."""
     path = Path(run_dir) / METRICS_FILE
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def write_summary(
+    run_dir: str | Path,
+    step: int,
+    audio: dict[str, Any],
+    sample_rate: int,
+    figure: Any,
+    tensorboard: bool = True,
+) -> Path:
+    """Write held-out examples' ``audio`` (name → mono ``[n_samples]`` in [-1, 1]) and a
+    ``figure`` (a matplotlib figure, then closed) for ``step``: the figure as
+    ``summaries/step-NNNNNN.png`` in the run folder and, when ``tensorboardX`` is installed
+    and ``tensorboard``, both in TensorBoard beside the scalars (an event file of their own).
+    Returns the PNG's path."""
+    from ddsp_jax.plots import save
+
+    if tensorboard and tensorboard_available():
+        from tensorboardX import SummaryWriter
+
+        folder = str(Path(run_dir) / TENSORBOARD_DIR)
+        with SummaryWriter(folder, filename_suffix=f".summary.{time.time_ns()}") as writer:
+            for name, samples in audio.items():
+                writer.add_audio(name, samples, step, sample_rate=sample_rate)
+            writer.add_figure("summary", figure, step, close=False)
+    path = Path(run_dir) / SUMMARIES_DIR / f"step-{step:06d}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return save(figure, path)

@@ -30,7 +30,7 @@ from ddsp_jax.training.optimizer import learning_rate, make_optimizer
 from ddsp_jax.training.program_cache import cached_jit
 
 # Settings a resumed run may change: none alters the result of a step.
-RESUMABLE_CHANGES = ("steps", "tensorboard", "eval_every", "eval_f0_model")
+RESUMABLE_CHANGES = ("steps", "tensorboard", "eval_every", "eval_f0_model", "eval_summaries")
 
 
 class TrainingError(RuntimeError):

@@ -6,6 +6,7 @@ import json
 import jax
 import numpy as np
 import pytest
+from flax import nnx
 from test_training import notes
 
 from crepe import needs_weights
@@ -131,3 +132,17 @@ def test_the_crepe_embedding_loss_is_chosen_in_the_loss_config(tmp_path):
     at_22k = model_config(8, "ir", 200, 16, 1, 16, 2205, 22050)
     with pytest.raises(ValueError, match="compares 16 kHz audio; this model is 22050 Hz"):
         dataclasses.replace(with_crepe, model=at_22k, frame_rate=250)
+
+
+def test_a_run_with_frozen_parts_exports_from_its_checkpoint(tmp_path):
+    from ddsp_jax.training.export import model_of_run
+
+    config = tiny_config(steps=2, checkpoint_every=2, init=InitConfig(freeze=("decoder.rnn",)))
+    trainer = Trainer(config, tmp_path / "run")
+    trainer.start(resume=False)
+    trainer.fit(ExampleSource(notes(4), 2, 0), progress=False)
+    trainer.close()
+    saved = model_of_run(tmp_path / "run")
+    assert saved.step == 2
+    for name, value in leaves(trainer.params).items():
+        np.testing.assert_array_equal(leaves(nnx.state(saved.model, nnx.Param))[name], value)

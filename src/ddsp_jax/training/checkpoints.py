@@ -11,7 +11,7 @@ from flax import nnx
 
 from ddsp_jax.models.autoencoder import Autoencoder
 from ddsp_jax.training.config import TrainConfig, model_class_of
-from ddsp_jax.training.optimizer import make_optimizer
+from ddsp_jax.training.finetune import run_optimizer
 
 CHECKPOINT_DIR = "checkpoints"  # Inside a run folder.
 DAMAGED_DIR = "damaged-checkpoints"  # Beside it: checkpoints a resume could not read.
@@ -181,7 +181,7 @@ def restore_model(
     model_class = model_class_of(config.engine)
     abstract = nnx.eval_shape(lambda: model_class(config.model, rngs=nnx.Rngs(config.seed)))
     graphdef, params, rest = nnx.split(abstract, nnx.Param, ...)
-    opt_state = jax.eval_shape(make_optimizer(config.optimizer).init, params)
+    opt_state = jax.eval_shape(run_optimizer(config).init, params)
     checkpoints = Checkpoints(directory, config.keep_checkpoints)
     try:
         step = checkpoints.latest_step() if step is None else step

@@ -14,6 +14,7 @@ import optax
 from flax import nnx
 
 from ddsp_jax.training.config import TrainConfig
+from ddsp_jax.training.optimizer import make_optimizer
 
 
 def parameter_path(path: tuple[Any, ...]) -> str:
@@ -87,6 +88,13 @@ def freeze(
         )
 
     return optax.multi_transform({"trained": transform, "frozen": optax.set_to_zero()}, labels)
+
+
+def run_optimizer(config: TrainConfig) -> optax.GradientTransformationExtraArgs:
+    """A run's optimizer: ``make_optimizer``, with ``init.freeze``'s parts ``freeze``-d (the
+    checkpoints' optimizer state has its layout)."""
+    transform = make_optimizer(config.optimizer)
+    return freeze(transform, config.init.freeze) if config.init.freeze else transform
 
 
 def load_initial_state(config: TrainConfig, params: nnx.State, rest: nnx.State) -> tuple:

@@ -24,9 +24,9 @@ from ddsp_jax.serialization import from_dict, to_dict
 from ddsp_jax.training.checkpoints import CHECKPOINT_DIR, DAMAGED_DIR, Checkpoints
 from ddsp_jax.training.config import CONFIG_FILE, LossConfig, TrainConfig, model_class_of
 from ddsp_jax.training.examples import BatchSource, Examples, nsynth_dataset_dir
-from ddsp_jax.training.finetune import freeze, load_initial_state
+from ddsp_jax.training.finetune import load_initial_state, run_optimizer
 from ddsp_jax.training.metrics import MetricsLog
-from ddsp_jax.training.optimizer import learning_rate, make_optimizer
+from ddsp_jax.training.optimizer import learning_rate
 from ddsp_jax.training.program_cache import cached_jit
 
 # Settings a resumed run may change: none alters the result of a step.
@@ -218,9 +218,7 @@ class Trainer:
         self.run_dir = Path(run_dir)
         self.graphdef, self.params, self.rest = initialize_model(config)
         self.params, self.rest = load_initial_state(config, self.params, self.rest)
-        self.transform = make_optimizer(config.optimizer)
-        if config.init.freeze:
-            self.transform = freeze(self.transform, config.init.freeze)
+        self.transform = run_optimizer(config)
         self.opt_state = jax.jit(self.transform.init)(self.params)  # One program, not one per leaf.
         self.step = 0
         self.train_step = cached_jit(

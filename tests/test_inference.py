@@ -325,7 +325,9 @@ def test_transfer_reports_and_warns_when_the_output_does_not_follow_loudness(
     unchanged = {"pitch_shift": 0.0, "loudness_shift": 0.0, "quiet_db": 0.0}
     for gain, expected_db in ((1.0, 0.0), (0.01, -40.0)):
         # A "model" that plays the input back: its loudness is the conditioning's (× gain).
-        monkeypatch.setattr(inference, "synthesize_blocks", lambda *_, g=gain: iter([g * padded]))
+        monkeypatch.setattr(
+            inference, "synthesize_blocks", lambda *_, g=gain, **__: iter([g * padded])
+        )
         report = inference.transfer(saved, voice, rate, "tiny", **unchanged)[3]
         assert report["loudness_error_db"] == pytest.approx(expected_db, abs=0.5)
     sf.write(tmp_path / "voice.wav", voice, rate)

@@ -632,7 +632,7 @@ def _shift(text: str) -> float | str:
 
 
 def _add_play_arguments(parser: argparse.ArgumentParser) -> None:
-    """What ``resynth`` and ``transfer`` share: model, input, output, CREPE size."""
+    """What ``resynth`` and ``transfer`` share: model, input, output, CREPE size, timbre."""
     parser.add_argument("model", help="model folder (ddsp export)")
     parser.add_argument("input", help="audio file: any length, rate, mono or stereo")
     parser.add_argument("output", help="WAV to write, at the input's sample rate")
@@ -640,6 +640,12 @@ def _add_play_arguments(parser: argparse.ArgumentParser) -> None:
         "--f0-model",
         choices=["tiny", "full"],
         help="CREPE size (default: the one that made the training data's f0, else full)",
+    )
+    parser.add_argument(
+        "--timbre",
+        metavar="FILE",
+        help="a model with a z encoder (nsynth_ae): play with this sound's timbre (its mean z) "
+        "instead of the input's own",
     )
 
 
@@ -666,7 +672,7 @@ def _play(args: argparse.Namespace) -> int:
     time (memory does not grow with the input's length)."""
     import numpy as np
 
-    from ddsp_jax.data.audio import UnusableInputError, audio_blocks, audio_info
+    from ddsp_jax.data.audio import UnusableInputError, audio_blocks, audio_info, load_audio
     from ddsp_jax.features.torch_weights import WeightsError
     from ddsp_jax.inference import LOUDNESS_WARNING_DB, SilentInputError, loudness_advice, play
     from ddsp_jax.models.saved import ModelError, load_model
@@ -681,6 +687,12 @@ def _play(args: argparse.Namespace) -> int:
         if plot:
             check_output(plot)
         f0_model = args.f0_model or (saved.statistics or {}).get("f0_model") or "full"
+        timbre = None
+        if args.timbre is not None:
+            try:
+                timbre = load_audio(args.timbre, saved.sample_rate)[0]
+            except UnusableInputError as error:
+                raise ValueError(f"--timbre {args.timbre}: {error}.") from error
         adjustments = None
         if args.command == "transfer":
             adjustments = {
@@ -703,6 +715,7 @@ def _play(args: argparse.Namespace) -> int:
                     f0_model,
                     adjustments,
                     progress=True,
+                    timbre=timbre,
                 )
                 message = ""
             except SilentInputError as error:

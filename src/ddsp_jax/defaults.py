@@ -8,4 +8,4 @@ FRAME_RATE = 250  # Control frames per second (Hz): a hop of 64 samples at 16 kH
 
 # The training presets' names (``training.config.PRESETS`` holds them), for the command line,
 # which lists them without importing JAX.
-PRESET_NAMES = ("quick", "nsynth", "solo", "solo-cpu")
+PRESET_NAMES = ("quick", "nsynth", "nsynth_ae", "solo", "solo-cpu")

@@ -2,9 +2,12 @@
 and channel count."""
 
 import dataclasses
+import functools
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import soxr
 from flax import nnx
@@ -84,6 +87,28 @@ def extract(saved: SavedModel, audio: np.ndarray, f0_model: str = "full") -> dic
     return features_in_chunks(blocks, sample_rate, n_frames, frame_rate, f0_model)
 
 
+@functools.partial(nnx.jit, static_argnums=2)
+def _encode(model: Autoencoder, audio: jax.Array, n_frames: int) -> jax.Array:
+    return model.encode(audio, n_frames)
+
+
+def encode_z(saved: SavedModel, audio: np.ndarray, n_frames: int) -> np.ndarray:
+    """The model's ``z`` ``[n_frames, z_dims]`` of mono ``audio`` ``[n_samples]`` at its
+    sample rate: its encoder over the whole input at once (the encoder normalises each MFCC
+    over time, as over a training example)."""
+    z = _encode(saved.model, jnp.asarray(audio, jnp.float32)[None], n_frames)
+    return np.asarray(z[0])
+
+
+def timbre_z(saved: SavedModel, timbre: np.ndarray, n_frames: int) -> np.ndarray:
+    """The ``z`` of a timbre: ``encode_z`` of mono ``timbre`` audio (at the model's rate)
+    averaged over its frames, held for ``n_frames`` frames ``[n_frames, z_dims]``."""
+    _check_length(len(timbre), saved.sample_rate, saved.frame_rate)
+    frames = frames_covering(len(timbre), saved.sample_rate, saved.frame_rate)
+    mean = encode_z(saved, timbre, frames).mean(axis=0)
+    return np.broadcast_to(mean, (n_frames, len(mean))).astype(np.float32)
+
+
 def _check_length(n_samples: int, sample_rate: int, frame_rate: int) -> None:
     if n_samples * frame_rate < sample_rate:
         raise ValueError(
@@ -93,21 +118,32 @@ def _check_length(n_samples: int, sample_rate: int, frame_rate: int) -> None:
 
 
 def synthesize_blocks(
-    saved: SavedModel, f0_hz: np.ndarray, loudness_db: np.ndarray, block_frames: int = 250
+    saved: SavedModel,
+    f0_hz: np.ndarray,
+    loudness_db: np.ndarray,
+    block_frames: int = 250,
+    z: np.ndarray | None = None,
 ) -> Iterator[np.ndarray]:
-    """The model's audio for conditioning ``[n_frames]``, ``n_frames · hop`` samples at the
-    model's rate in consecutive blocks of about ``block_frames · hop`` (the first shorter by
-    the stream's latency, the last what remains): the streaming engine (``streaming.Stream``)
-    carries the decoder's GRU state, the phase, the noise and the reverb's tail across
-    blocks, so memory does not grow with the input and the blocks equal the one-pass render
+    """The model's audio for conditioning ``[n_frames]`` (and, for a model with a z encoder,
+    ``z`` ``[n_frames, z_dims]``), ``n_frames · hop`` samples at the model's rate in
+    consecutive blocks of about ``block_frames · hop`` (the first shorter by the stream's
+    latency, the last what remains): the streaming engine (``streaming.Stream``) carries the
+    decoder's GRU state, the phase, the noise and the reverb's tail across blocks, so memory
+    does not grow with the input and the blocks equal the one-pass render
     (``models.render``) within float32 rounding. A model whose hop is not a whole number of
     samples is rendered in one pass."""
     f0_hz = np.asarray(f0_hz, np.float32)
     loudness_db = np.asarray(loudness_db, np.float32)
     n_frames = len(f0_hz)
+    if (saved.config.encoder is None) != (z is None):
+        raise ValueError(
+            "z is the conditioning of a model with a z encoder, and only of one: "
+            f"this model has {'no' if saved.config.encoder is None else 'an'} encoder."
+        )
     if saved.sample_rate % saved.frame_rate:
         model = model_for_length(saved, n_frames * saved.sample_rate // saved.frame_rate)
-        yield np.asarray(render(model, f0_hz[None], loudness_db[None])[0])
+        batch_z = None if z is None else jnp.asarray(z, jnp.float32)[None]
+        yield np.asarray(render(model, f0_hz[None], loudness_db[None], batch_z)[0])
         return
     hop = saved.sample_rate // saved.frame_rate
     stream = Stream(saved, block_frames * hop)
@@ -116,6 +152,8 @@ def synthesize_blocks(
     while left > 0:
         values = {"f0_hz": f0_hz[start : start + block_frames]}
         values["loudness_db"] = loudness_db[start : start + block_frames]
+        if z is not None:
+            values["z"] = z[start : start + block_frames]
         if start + block_frames <= n_frames:
             block = stream.process(**values)
         else:
@@ -128,11 +166,13 @@ def synthesize_blocks(
             yield block
 
 
-def synthesize(saved: SavedModel, f0_hz: np.ndarray, loudness_db: np.ndarray) -> np.ndarray:
+def synthesize(
+    saved: SavedModel, f0_hz: np.ndarray, loudness_db: np.ndarray, z: np.ndarray | None = None
+) -> np.ndarray:
     """Audio ``[n_frames · hop]`` at the model's sample rate from conditioning
-    ``[n_frames]``: ``synthesize_blocks`` joined (no chunk boundaries: every state runs
-    through the whole input)."""
-    return np.concatenate(list(synthesize_blocks(saved, f0_hz, loudness_db)))
+    ``[n_frames]`` (and ``z`` for a model with a z encoder): ``synthesize_blocks`` joined (no
+    chunk boundaries: every state runs through the whole input)."""
+    return np.concatenate(list(synthesize_blocks(saved, f0_hz, loudness_db, z=z)))
 
 
 @dataclasses.dataclass
@@ -219,6 +259,7 @@ def play(
     adjustments: dict[str, Any] | None = None,
     progress: bool = False,
     chunk_seconds: float = 10.0,
+    timbre: np.ndarray | None = None,
 ) -> Rendering:
     """Resynthesis (``adjustments`` None) or timbre transfer (``adjust(**adjustments)``) of
     audio of any length, in memory bounded by a chunk, not by the input.
@@ -240,6 +281,9 @@ def play(
         adjustments: ``adjust``'s settings for timbre transfer; None resynthesises.
         progress: Show progress bars with an ETA on a terminal.
         chunk_seconds: Audio whose features are computed at a time (memory grows with it).
+        timbre: For a model with a z encoder, mono audio at the model's rate whose timbre
+            to play with (``timbre_z``); by default the input's own ``z`` (``encode_z``: the
+            input is then kept at the model's rate, 3.8 MB a minute at 16 kHz).
 
     Raises:
         SilentInputError: For audio without sound (peak below −80 dBFS once the mean is
@@ -254,9 +298,20 @@ def play(
     n_frames = frames_covering(n_samples, sample_rate, frame_rate)
     seconds = n_samples / sample_rate
     checked = _InputCheck(blocks)
+    encoder = saved.config.encoder
+    if timbre is not None and encoder is None:
+        raise ValueError("a timbre takes a model with a z encoder (e.g. --preset nsynth_ae).")
+    kept: list[np.ndarray] = []  # The input at the model's rate, for its own z.
+
+    def keep(blocks: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
+        for block in blocks:
+            if encoder is not None and timbre is None:
+                kept.append(block)
+            yield block
+
     with _progress(progress, seconds, "features") as bar:
         features = features_in_chunks(
-            _resampled(checked, sample_rate, model_rate),
+            keep(_resampled(checked, sample_rate, model_rate)),
             model_rate,
             n_frames,
             frame_rate,
@@ -266,6 +321,11 @@ def play(
         )
     if checked.silent():
         raise SilentInputError("the audio is silent: no notes were detected.")
+    z = None
+    if timbre is not None:
+        z = timbre_z(saved, timbre, n_frames)
+    elif encoder is not None:
+        z = encode_z(saved, np.concatenate(kept), n_frames)
     rendering = Rendering(features)
     conditioning = features
     if adjustments is not None:
@@ -285,7 +345,8 @@ def play(
 
     def played(bar: Any) -> Iterator[np.ndarray]:
         """The model's blocks at its rate, each written as it passes."""
-        for block in synthesize_blocks(saved, conditioning["f0_hz"], conditioning["loudness_db"]):
+        f0_hz, loudness_db = conditioning["f0_hz"], conditioning["loudness_db"]
+        for block in synthesize_blocks(saved, f0_hz, loudness_db, z=z):
             send(resample(block))
             bar.update(round(len(block) / model_rate, 2))
             yield block
@@ -330,11 +391,16 @@ def _play_array(
 
 
 def resynthesize(
-    saved: SavedModel, audio: np.ndarray, sample_rate: int, f0_model: str = "full"
+    saved: SavedModel,
+    audio: np.ndarray,
+    sample_rate: int,
+    f0_model: str = "full",
+    timbre: np.ndarray | None = None,
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Resynthesise ``audio`` (``[n_samples]`` or ``[n_samples, channels]``, at
     ``sample_rate``) with the model: features extracted at the model's rate, synthesis there,
-    the result resampled back to ``sample_rate`` with the input's length (``play``).
+    the result resampled back to ``sample_rate`` with the input's length (``play``; a model
+    with a z encoder takes z from ``audio`` or from ``timbre``, mono at the model's rate).
 
     Returns:
         ``(audio [n_samples] at sample_rate, features)``.
@@ -343,7 +409,7 @@ def resynthesize(
         SilentInputError: For audio without sound (peak below −80 dBFS).
         ValueError: For audio shorter than one frame or with NaN/inf.
     """
-    out, rendering = _play_array(saved, audio, sample_rate, f0_model, None)
+    out, rendering = _play_array(saved, audio, sample_rate, f0_model, None, timbre=timbre)
     return out, rendering.features
 
 
@@ -352,10 +418,11 @@ def transfer(
     audio: np.ndarray,
     sample_rate: int,
     f0_model: str = "full",
+    timbre: np.ndarray | None = None,
     **adjustments: Any,
 ) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, np.ndarray], dict[str, Any]]:
     """Timbre transfer: ``audio`` (any rate, mono or stereo) played by the model, its
-    features adjusted by ``adjust(**adjustments)``.
+    features adjusted by ``adjust(**adjustments)`` (z as in ``resynthesize``).
 
     Returns:
         ``(audio [n_samples] at sample_rate, features, adjusted features, report)``; the
@@ -366,5 +433,5 @@ def transfer(
     Raises:
         SilentInputError: For silent audio; ValueError for audio shorter than a frame.
     """
-    out, rendering = _play_array(saved, audio, sample_rate, f0_model, adjustments)
+    out, rendering = _play_array(saved, audio, sample_rate, f0_model, adjustments, timbre=timbre)
     return out, rendering.features, rendering.adjusted, rendering.report

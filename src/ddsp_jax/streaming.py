@@ -566,7 +566,9 @@ class Stream(_BlockStream):
     """A saved model rendered block by block from f0 (Hz) and loudness (dB) frames.
 
     Inputs of a block, ``frames_due`` frames each: ``f0_hz`` ``[n]`` (Hz) and
-    ``loudness_db`` ``[n]`` (dB). The decoder's GRU state is carried between blocks.
+    ``loudness_db`` ``[n]`` (dB), and for a model with a z encoder ``z`` ``[n, z_dims]``
+    (computed beforehand: the encoder normalises over the whole input). The decoder's GRU
+    state is carried between blocks.
 
     Args:
         saved: The model (``models.load_model``).
@@ -581,6 +583,8 @@ class Stream(_BlockStream):
 
     def __init__(self, saved: SavedModel, block_size: int, key: jax.Array | int = 0) -> None:
         self.saved = saved
+        if saved.config.encoder is not None:
+            self.INPUTS = {**Stream.INPUTS, "z": (saved.config.encoder.z_dims, 0.0)}
         self._decoder_def, decoder_state = nnx.split(saved.model.decoder)
         # Passed as a flat list: flattening an nnx.State on every call keeps a little memory.
         self._decoder_leaves, self._decoder_tree = jax.tree.flatten(decoder_state)
@@ -599,8 +603,21 @@ class Stream(_BlockStream):
         decoder = nnx.merge(self._decoder_def, jax.tree.unflatten(self._decoder_tree, params))
         f0_hz = slots["f0_hz"][:, 0]
         features = preprocess(f0_hz[None], slots["loudness_db"][None, :, 0])
+        if "z" in slots:
+            features["z"] = slots["z"][None]
         raw, rnn = decoder.decode(features, state["rnn"], length=n)
         return f0_hz, {name: value[0] for name, value in raw.items()}, {**state, "rnn": rnn}
+
+
+def check_live_model(saved: SavedModel, what: str) -> None:
+    """Raise ValueError when ``what`` (live transfer, an export) cannot take ``saved``: a
+    model with a z encoder, whose z needs the whole input."""
+    if saved.config.encoder is not None:
+        raise ValueError(
+            f"{what} needs a model conditioned on f0 and loudness alone; this one also reads z "
+            "from an encoder that normalises over the whole input (use ddsp resynth or ddsp "
+            "transfer, which compute it first)."
+        )
 
 
 def priming_frames(block_size: int, hop: int, lookahead: int) -> int:
@@ -711,6 +728,7 @@ class TransferStream:
         quiet_db: float = 20.0,
         key: jax.Array | int = 0,
     ) -> None:
+        check_live_model(saved, "live transfer")
         self.adjustment = TransferShifts(pitch_shift, loudness_shift, saved.statistics)
         if saved.sample_rate != StreamingFeatures.sample_rate:
             raise ValueError(

@@ -18,6 +18,8 @@ def test_decoder_output_shapes_for_every_preset(preset):
     config = PRESETS[preset].model
     decoder = RnnFcDecoder(config.decoder, rngs=nnx.Rngs(0))
     features = preprocess(jnp.full((2, 7), 220.0), jnp.full((2, 7), -30.0))
+    if config.encoder is not None:
+        features["z"] = jnp.zeros((2, 7, config.encoder.z_dims))
     controls = decoder(features)
     assert controls["amplitudes"].shape == (2, 7, 1)
     assert controls["harmonic_distribution"].shape == (2, 7, config.synth.n_harmonics)

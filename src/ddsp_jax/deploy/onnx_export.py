@@ -61,7 +61,13 @@ from ddsp_jax.files import write_files
 from ddsp_jax.models.autoencoder import F0_RANGE
 from ddsp_jax.models.kernels import LEAKY_RELU_SLOPE
 from ddsp_jax.models.saved import SavedModel
-from ddsp_jax.streaming import Stream, StreamPlan, TransferShifts, priming_frames
+from ddsp_jax.streaming import (
+    Stream,
+    StreamPlan,
+    TransferShifts,
+    check_live_model,
+    priming_frames,
+)
 
 OPSET = 18
 FORMAT = "ddsp-jax streaming ONNX"
@@ -757,6 +763,7 @@ def export_onnx(saved: SavedModel, out: str | Path, f0_model: str | None = "tiny
     """Write ``saved``'s frame step as ``synth.onnx``, the features of a frame as
     ``features.onnx`` (CREPE ``f0_model`` and loudness; ``f0_model`` None: loudness only)
     and ``metadata.json`` to the folder ``out``; returns ``out``."""
+    check_live_model(saved, "an ONNX export")
     if saved.sample_rate != MODEL_SAMPLE_RATE:
         raise ValueError(
             f"the features run at {MODEL_SAMPLE_RATE} Hz; this model is {saved.sample_rate} Hz."

@@ -31,7 +31,7 @@ import numpy as np
 from ddsp_jax.features.streaming import StreamingFeatures
 from ddsp_jax.files import write_files
 from ddsp_jax.models.saved import SavedModel
-from ddsp_jax.streaming import Stream, priming_frames
+from ddsp_jax.streaming import Stream, check_live_model, priming_frames
 
 FORMAT = "ddsp-jax streaming StableHLO"
 VERSION = 1
@@ -66,6 +66,7 @@ def export_stablehlo(
 ) -> Path:
     """Write ``saved``'s streaming programs for blocks of ``block_size`` samples to the folder
     ``out`` (see the module); returns ``out``. ``f0_model`` None leaves out the features."""
+    check_live_model(saved, "a StableHLO export")
     stream = Stream(saved, block_size)
     plan = stream.plan
     synth, state = synth_program(stream)

@@ -1,8 +1,13 @@
-"""Neural networks of ddsp-jax: decoders, the autoencoder that drives the synths, and saved
-model folders."""
+"""Neural networks of ddsp-jax: decoders, the z encoder, the autoencoder that drives the
+synths, and saved model folders."""
 
 from ddsp_jax.models.autoencoder import Autoencoder, AutoencoderConfig, preprocess, render
 from ddsp_jax.models.decoders import FcStack, Gru, RnnFcDecoder, RnnFcDecoderConfig
+from ddsp_jax.models.encoders import (
+    InstanceNorm,
+    MfccEncoderConfig,
+    MfccTimeDistributedRnnEncoder,
+)
 from ddsp_jax.models.saved import ModelError, SavedModel, load_model, save_model
 
 __all__ = [
@@ -10,6 +15,9 @@ __all__ = [
     "AutoencoderConfig",
     "FcStack",
     "Gru",
+    "InstanceNorm",
+    "MfccEncoderConfig",
+    "MfccTimeDistributedRnnEncoder",
     "ModelError",
     "RnnFcDecoder",
     "RnnFcDecoderConfig",

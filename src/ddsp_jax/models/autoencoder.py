@@ -1,4 +1,5 @@
-"""The DDSP autoencoder: features → decoder → processor graph → audio."""
+"""The DDSP autoencoder: features (and, with an encoder, z of the audio) → decoder →
+processor graph → audio."""
 
 import dataclasses
 
@@ -8,6 +9,7 @@ from flax import nnx
 
 from ddsp_jax.core.units import DB_RANGE, hz_to_midi
 from ddsp_jax.models.decoders import RnnFcDecoder, RnnFcDecoderConfig
+from ddsp_jax.models.encoders import MfccEncoderConfig, MfccTimeDistributedRnnEncoder
 from ddsp_jax.processors.graph import ProcessorGraph, ProcessorGraphConfig
 
 F0_RANGE = 127.0  # MIDI
@@ -40,10 +42,12 @@ def preprocess(f0_hz: jax.Array, loudness_db: jax.Array) -> dict[str, jax.Array]
 
 @dataclasses.dataclass(frozen=True)
 class AutoencoderConfig:
-    """The model: decoder sizes and synthesis graph."""
+    """The model: decoder sizes, synthesis graph and, for the paper's autoencoder, the z
+    encoder (None: the decoder sees f0 and loudness only)."""
 
     decoder: RnnFcDecoderConfig = dataclasses.field(default_factory=RnnFcDecoderConfig)
     synth: ProcessorGraphConfig = dataclasses.field(default_factory=ProcessorGraphConfig)
+    encoder: MfccEncoderConfig | None = None
 
     def __post_init__(self) -> None:
         splits = dict(self.decoder.output_splits)
@@ -56,15 +60,46 @@ class AutoencoderConfig:
             raise ValueError(
                 f"decoder outputs {splits} do not match the synth's controls {expected}."
             )
+        inputs = dict(zip(self.decoder.input_keys, self.decoder.input_sizes, strict=True))
+        if self.encoder is None and "z" in inputs:
+            raise ValueError("the decoder reads z, which needs an encoder (model.encoder).")
+        if self.encoder is not None:
+            if inputs.get("z") != self.encoder.z_dims:
+                raise ValueError(
+                    f"the encoder makes z of {self.encoder.z_dims} values per frame; the "
+                    f"decoder's inputs are {inputs} (add z of that size)."
+                )
+            if self.encoder.sample_rate != self.synth.sample_rate:
+                raise ValueError(
+                    f"the encoder reads {self.encoder.sample_rate} Hz audio, the synth makes "
+                    f"{self.synth.sample_rate} Hz."
+                )
 
 
 class Autoencoder(nnx.Module):
-    """Maps a batch ``{f0_hz, loudness_db[, audio]}`` to ``{audio_synth, controls}``."""
+    """Maps a batch ``{f0_hz, loudness_db[, audio][, z]}`` to ``{audio_synth, controls}``.
+
+    With an encoder, the decoder is also conditioned on ``z``: the batch's own ``z`` ``[batch,
+    n_frames, z_dims]`` when it has one (another sound's timbre), else the encoder's ``z`` of
+    the batch's ``audio``.
+    """
 
     def __init__(self, config: AutoencoderConfig, *, rngs: nnx.Rngs) -> None:
         self.config = config
         self.decoder = RnnFcDecoder(config.decoder, rngs=rngs)
         self.processor_graph = ProcessorGraph(config.synth, rngs=rngs)
+        self.encoder = (
+            None
+            if config.encoder is None
+            else MfccTimeDistributedRnnEncoder(config.encoder, rngs=rngs)
+        )
+
+    def encode(self, audio: jax.Array, n_frames: int) -> jax.Array:
+        """The encoder's ``z`` ``[batch, n_frames, z_dims]`` of ``audio`` ``[batch,
+        n_samples]``."""
+        if self.encoder is None:
+            raise ValueError("this model has no z encoder.")
+        return self.encoder(audio, n_frames)
 
     def synthesize(self, controls: dict[str, jax.Array], *, key: jax.Array) -> dict[str, jax.Array]:
         """The processor graph's signals for decoded ``controls``: at least ``audio``
@@ -75,7 +110,8 @@ class Autoencoder(nnx.Module):
         """Synthesise.
 
         Args:
-            batch: ``f0_hz`` and ``loudness_db``, each ``[batch, n_frames]``.
+            batch: ``f0_hz`` and ``loudness_db``, each ``[batch, n_frames]``; with an encoder,
+                ``audio`` ``[batch, n_samples]`` or ``z`` ``[batch, n_frames, z_dims]``.
             key: PRNG key for the noise synth.
 
         Returns:
@@ -87,6 +123,16 @@ class Autoencoder(nnx.Module):
             if name not in batch:
                 raise ValueError(f"the batch needs {name!r}; it has {sorted(batch)}.")
         features = preprocess(batch["f0_hz"], batch["loudness_db"])
+        if self.encoder is not None:
+            n_frames = features["f0_hz"].shape[1]
+            if "z" in batch:
+                features["z"] = jnp.asarray(batch["z"], jnp.float32)
+            elif "audio" in batch:
+                features["z"] = self.encode(batch["audio"], n_frames)
+            else:
+                raise ValueError(
+                    "this model takes z from the audio: the batch needs 'audio' (or 'z')."
+                )
         controls = {**self.decoder(features), "f0_hz": features["f0_hz"]}
         signals = self.synthesize(controls, key=key)
         parts = {name: signals[name] for name in ("harmonic", "noise") if name in signals}
@@ -94,8 +140,13 @@ class Autoencoder(nnx.Module):
 
 
 @nnx.jit
-def render(model: Autoencoder, f0_hz: jax.Array, loudness_db: jax.Array) -> jax.Array:
+def render(
+    model: Autoencoder, f0_hz: jax.Array, loudness_db: jax.Array, z: jax.Array | None = None
+) -> jax.Array:
     """The model's audio ``[batch, n_samples]`` for conditioning ``[batch, n_frames]`` (f0 in
-    Hz, loudness in dB), compiled, with a fixed noise key so that it repeats exactly."""
+    Hz, loudness in dB; with an encoder, ``z`` ``[batch, n_frames, z_dims]``), compiled, with a
+    fixed noise key so that it repeats exactly."""
     batch = {"f0_hz": f0_hz, "loudness_db": loudness_db}
+    if z is not None:
+        batch["z"] = z
     return model(batch, key=jax.random.key(0))["audio_synth"]

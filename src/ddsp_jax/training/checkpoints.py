@@ -196,5 +196,7 @@ def restore_model(
         plain = nnx.eval_shape(lambda: Autoencoder(config.model, rngs=nnx.Rngs(config.seed)))
         nnx.update(plain.decoder, nnx.state(model.decoder))
         nnx.update(plain.processor_graph, nnx.state(model.processor_graph))
+        if plain.encoder is not None:
+            nnx.update(plain.encoder, nnx.state(model.encoder))
         model = plain
     return model, int(meta["step"])

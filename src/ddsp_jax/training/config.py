@@ -13,6 +13,7 @@ from ddsp_jax.core.validation import check_positive, check_positive_int
 from ddsp_jax.defaults import FRAME_RATE, SAMPLE_RATE
 from ddsp_jax.models.autoencoder import Autoencoder, AutoencoderConfig
 from ddsp_jax.models.decoders import RnnFcDecoderConfig
+from ddsp_jax.models.encoders import MfccEncoderConfig
 from ddsp_jax.processors.graph import ProcessorGraphConfig
 from ddsp_jax.serialization import from_dict, to_dict
 
@@ -235,9 +236,16 @@ def model_config(
     n_samples: int,
     sample_rate: int = SAMPLE_RATE,
     n_noise_bands: int = 65,
+    encoder: MfccEncoderConfig | None = None,
 ) -> AutoencoderConfig:
+    """An autoencoder's config from its sizes (``encoder``: the z encoder, whose ``z`` the
+    decoder then reads too)."""
+    z_inputs = () if encoder is None else (("z", encoder.z_dims),)
+    inputs = (("f0_scaled", 1), ("ld_scaled", 1), *z_inputs)
     return AutoencoderConfig(
         decoder=RnnFcDecoderConfig(
+            input_keys=tuple(name for name, _ in inputs),
+            input_sizes=tuple(size for _, size in inputs),
             output_splits=(
                 ("amplitudes", 1),
                 ("harmonic_distribution", n_harmonics),
@@ -255,6 +263,7 @@ def model_config(
             reverb=reverb,  # type: ignore[arg-type]
             reverb_length=reverb_length,
         ),
+        encoder=encoder,
     )
 
 
@@ -264,6 +273,14 @@ PRESETS: dict[str, TrainConfig] = {
         model=model_config(100, "none", 48000, 512, 3, 512, 64000),
         data=DataConfig(example_seconds=4.0, n_instruments=8),
         micro_batches=2,  # Batch 32 in ~2.4 GB instead of ~3.9 GB, and no slower.
+    ),
+    # The paper's NSynth autoencoder (magenta's ae.gin): the nsynth model conditioned also on
+    # z from the audio (MFCCs → GRU 512 → 16 values, 125 steps in 4 s), which learns the
+    # timbre of each note and makes timbre interpolation possible.
+    "nsynth_ae": TrainConfig(
+        model=model_config(100, "none", 48000, 512, 3, 512, 64000, encoder=MfccEncoderConfig()),
+        data=DataConfig(example_seconds=4.0, n_instruments=8),
+        micro_batches=2,
     ),
     # magenta's solo-instrument model: 60 harmonics and a 3 s trainable reverb.
     "solo": TrainConfig(

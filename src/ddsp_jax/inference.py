@@ -131,7 +131,7 @@ def synthesize_blocks(
     decoder's GRU state, the phase, the noise and the reverb's tail across blocks, so memory
     does not grow with the input and the blocks equal the one-pass render
     (``models.render``) within float32 rounding. A model whose hop is not a whole number of
-    samples is rendered in one pass."""
+    samples, or whose synthesis is a declared graph, is rendered in one pass."""
     f0_hz = np.asarray(f0_hz, np.float32)
     loudness_db = np.asarray(loudness_db, np.float32)
     n_frames = len(f0_hz)
@@ -140,7 +140,7 @@ def synthesize_blocks(
             "z is the conditioning of a model with a z encoder, and only of one: "
             f"this model has {'no' if saved.config.encoder is None else 'an'} encoder."
         )
-    if saved.sample_rate % saved.frame_rate:
+    if saved.sample_rate % saved.frame_rate or saved.config.graph is not None:
         model = model_for_length(saved, n_frames * saved.sample_rate // saved.frame_rate)
         batch_z = None if z is None else jnp.asarray(z, jnp.float32)[None]
         yield np.asarray(render(model, f0_hz[None], loudness_db[None], batch_z)[0])

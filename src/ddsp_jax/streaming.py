@@ -611,7 +611,13 @@ class Stream(_BlockStream):
 
 def check_live_model(saved: SavedModel, what: str) -> None:
     """Raise ValueError when ``what`` (live transfer, an export) cannot take ``saved``: a
-    model with a z encoder, whose z needs the whole input."""
+    model with a z encoder, whose z needs the whole input, or one whose synthesis is a
+    declared graph (the streaming engine renders the standard graph's blocks)."""
+    if saved.config.graph is not None:
+        raise ValueError(
+            f"{what} needs a model with the standard synthesis graph; this one declares its "
+            "own (model.graph), which renders offline only (use ddsp resynth or ddsp transfer)."
+        )
     if saved.config.encoder is not None:
         raise ValueError(
             f"{what} needs a model conditioned on f0 and loudness alone; this one also reads z "

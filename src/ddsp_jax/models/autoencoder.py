@@ -10,6 +10,7 @@ from flax import nnx
 from ddsp_jax.core.units import DB_RANGE, hz_to_midi
 from ddsp_jax.models.decoders import RnnFcDecoder, RnnFcDecoderConfig
 from ddsp_jax.models.encoders import MfccEncoderConfig, MfccTimeDistributedRnnEncoder
+from ddsp_jax.processors.declared import DeclaredGraph, GraphConfig, check_graph
 from ddsp_jax.processors.graph import ProcessorGraph, ProcessorGraphConfig
 
 F0_RANGE = 127.0  # MIDI
@@ -43,23 +44,32 @@ def preprocess(f0_hz: jax.Array, loudness_db: jax.Array) -> dict[str, jax.Array]
 @dataclasses.dataclass(frozen=True)
 class AutoencoderConfig:
     """The model: decoder sizes, synthesis graph and, for the paper's autoencoder, the z
-    encoder (None: the decoder sees f0 and loudness only)."""
+    encoder (None: the decoder sees f0 and loudness only).
+
+    The synthesis is the standard graph of ``synth`` or, when ``graph`` declares one, that
+    graph (``processors.declared``), whose nodes read the decoder's outputs by name; ``synth``
+    then gives only the sample rate and the output length.
+    """
 
     decoder: RnnFcDecoderConfig = dataclasses.field(default_factory=RnnFcDecoderConfig)
     synth: ProcessorGraphConfig = dataclasses.field(default_factory=ProcessorGraphConfig)
     encoder: MfccEncoderConfig | None = None
+    graph: GraphConfig | None = None
 
     def __post_init__(self) -> None:
         splits = dict(self.decoder.output_splits)
-        expected = {
-            "amplitudes": 1,
-            "harmonic_distribution": self.synth.n_harmonics,
-            "noise_magnitudes": self.synth.n_noise_bands,
-        }
-        if splits != expected:
-            raise ValueError(
-                f"decoder outputs {splits} do not match the synth's controls {expected}."
-            )
+        if self.graph is not None:
+            check_graph(self.graph, self.synth.sample_rate, self.synth.n_samples, splits)
+        else:
+            expected = {
+                "amplitudes": 1,
+                "harmonic_distribution": self.synth.n_harmonics,
+                "noise_magnitudes": self.synth.n_noise_bands,
+            }
+            if splits != expected:
+                raise ValueError(
+                    f"decoder outputs {splits} do not match the synth's controls {expected}."
+                )
         inputs = dict(zip(self.decoder.input_keys, self.decoder.input_sizes, strict=True))
         if self.encoder is None and "z" in inputs:
             raise ValueError("the decoder reads z, which needs an encoder (model.encoder).")
@@ -87,7 +97,15 @@ class Autoencoder(nnx.Module):
     def __init__(self, config: AutoencoderConfig, *, rngs: nnx.Rngs) -> None:
         self.config = config
         self.decoder = RnnFcDecoder(config.decoder, rngs=rngs)
-        self.processor_graph = ProcessorGraph(config.synth, rngs=rngs)
+        self.processor_graph: ProcessorGraph | DeclaredGraph
+        if config.graph is None:
+            self.processor_graph = ProcessorGraph(config.synth, rngs=rngs)
+        else:
+            synth = config.synth
+            controls = [name for name, _ in config.decoder.output_splits]
+            self.processor_graph = DeclaredGraph(
+                config.graph, synth.sample_rate, synth.n_samples, controls, rngs=rngs
+            )
         self.encoder = (
             None
             if config.encoder is None
@@ -103,7 +121,7 @@ class Autoencoder(nnx.Module):
 
     def synthesize(self, controls: dict[str, jax.Array], *, key: jax.Array) -> dict[str, jax.Array]:
         """The processor graph's signals for decoded ``controls``: at least ``audio``
-        ``[batch, n_samples]`` (see ``ProcessorGraph``)."""
+        ``[batch, n_samples]`` (see ``ProcessorGraph`` and ``DeclaredGraph``)."""
         return self.processor_graph(controls, key=key)
 
     def __call__(self, batch: dict[str, jax.Array], *, key: jax.Array) -> dict[str, jax.Array]:

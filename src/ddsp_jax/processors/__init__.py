@@ -1,6 +1,15 @@
-"""Synths and effects as Flax NNX modules, and the standard processor graph."""
+"""Synths, effects and routing as Flax NNX modules; the standard processor graph and graphs
+declared in config."""
 
 from ddsp_jax.processors.base import SCALE_FNS, Controls, Processor
+from ddsp_jax.processors.declared import (
+    PROCESSOR_TYPES,
+    DeclaredGraph,
+    GraphConfig,
+    NodeConfig,
+    check_graph,
+    standard_declaration,
+)
 from ddsp_jax.processors.effects import (
     ConvolutionReverb,
     ExpDecayReverb,
@@ -19,6 +28,7 @@ from ddsp_jax.processors.effects import (
     mask_dry_tap,
 )
 from ddsp_jax.processors.graph import ProcessorGraph, ProcessorGraphConfig
+from ddsp_jax.processors.routing import Add, Crop, CropConfig, Mix
 from ddsp_jax.processors.synths import (
     FilteredNoise,
     FilteredNoiseConfig,
@@ -34,9 +44,14 @@ from ddsp_jax.processors.synths import (
 )
 
 __all__ = [
+    "PROCESSOR_TYPES",
     "SCALE_FNS",
+    "Add",
     "Controls",
     "ConvolutionReverb",
+    "Crop",
+    "CropConfig",
+    "DeclaredGraph",
     "ExpDecayReverb",
     "ExpDecayReverbConfig",
     "FIRFilter",
@@ -45,10 +60,13 @@ __all__ = [
     "FilteredNoiseConfig",
     "FilteredNoiseReverb",
     "FilteredNoiseReverbConfig",
+    "GraphConfig",
     "Harmonic",
     "HarmonicConfig",
+    "Mix",
     "ModDelay",
     "ModDelayConfig",
+    "NodeConfig",
     "Noise",
     "NoiseConfig",
     "Processor",
@@ -64,5 +82,7 @@ __all__ = [
     "Wavetable",
     "WavetableConfig",
     "apply_reverb",
+    "check_graph",
     "mask_dry_tap",
+    "standard_declaration",
 ]

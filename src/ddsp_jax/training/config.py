@@ -208,6 +208,11 @@ class TrainConfig:
             )
         if self.engine not in ENGINES:
             raise ValueError(f"engine must be one of {ENGINES}, got {self.engine!r}.")
+        if self.engine == "datarax" and self.model.graph is not None:
+            raise ValueError(
+                "engine datarax synthesises the standard graph; this model declares its own "
+                "(model.graph): use engine jax."
+            )
         synth = self.model.synth
         if self.loss.crepe_embedding_weight > 0 and synth.sample_rate != 16000:
             raise ValueError(

@@ -139,3 +139,15 @@ def test_crepe_embedding_is_crepes_salience_on_frames_1024_apart():
     expected = {"conv1-BN": 256 * 128, "conv1-maxpool": 128 * 128, "conv6-maxpool": 4 * 64}
     for layer, features in expected.items():  # Frames 1024 apart: 3 in 2048 samples.
         assert crepe_embedding(tone(440.0, 2048), "tiny", layer).shape == (1, 3, features)
+
+
+@needs_weights
+def test_f0_extraction_works_after_the_embedding_loss_first_ran_inside_a_trace():
+    from ddsp_jax.features import features_in_chunks
+    from ddsp_jax.losses import crepe_embedding
+
+    loss = jax.jit(lambda audio: jnp.sum(crepe_embedding(audio, "tiny")))
+    assert np.isfinite(loss(jnp.ones((1, 4000))))
+    audio = np.sin(2 * np.pi * 330 * np.arange(4000) / 16000).astype(np.float32)
+    features = features_in_chunks([audio], 16000, 60, 250, "tiny")
+    assert np.median(features["f0_hz"][10:50]) == pytest.approx(330, rel=0.01)

@@ -1,11 +1,14 @@
 """Losses: the multi-scale spectral loss (magenta/ddsp ``SpectralLoss`` semantics) and the
 pretrained-CREPE embedding loss (``PretrainedCREPEEmbeddingLoss``)."""
 
+import functools
 from collections.abc import Sequence
 from typing import Literal
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+from flax import nnx
 
 from ddsp_jax.core.spectral import compute_loudness, compute_mag
 from ddsp_jax.core.units import safe_log
@@ -142,6 +145,18 @@ CREPE_EMBEDDING_SCALES = {
 CREPE_FRAME = 1024  # Samples per CREPE frame at 16 kHz; the embedding's frames do not overlap.
 
 
+@functools.lru_cache(maxsize=2)
+def _crepe_constants(model: str) -> tuple[nnx.GraphDef, nnx.State]:
+    """CREPE ``model``'s structure and weights as NumPy arrays, constants of any trace. Read
+    apart from ``load_crepe``'s cached module: a module made inside a trace (the loss's first
+    call usually is) cannot be used by the f0 extraction's compiled programs afterwards."""
+    from ddsp_jax.features.f0 import read_crepe
+
+    with jax.ensure_compile_time_eval():
+        graphdef, state = nnx.split(read_crepe(model))
+        return graphdef, jax.tree.map(np.asarray, state)
+
+
 def crepe_embedding(audio: jax.Array, model: str = "tiny", layer: str = "classifier") -> jax.Array:
     """CREPE's activations of 16 kHz audio (magenta's ``PretrainedCREPE``): frames of 1024
     samples every 1024, the first centred on sample 0, each normalised as magenta does
@@ -156,8 +171,6 @@ def crepe_embedding(audio: jax.Array, model: str = "tiny", layer: str = "classif
     Returns:
         ``[batch, n_frames, features]``.
     """
-    from ddsp_jax.features.f0 import load_crepe
-
     check_rank("audio", audio, (2,), "[batch, n_samples]")
     half = CREPE_FRAME // 2
     padded = jnp.pad(audio, ((0, 0), (half, half)))
@@ -165,9 +178,8 @@ def crepe_embedding(audio: jax.Array, model: str = "tiny", layer: str = "classif
     frames = padded[:, : n_frames * CREPE_FRAME].reshape(-1, CREPE_FRAME)
     centred = frames - jnp.mean(frames, axis=-1, keepdims=True)
     normalized = centred / (jnp.std(centred, axis=-1, keepdims=True) + 1e-5)
-    with jax.ensure_compile_time_eval():  # Loaded once, as constants, even inside a trace.
-        crepe = load_crepe(model)
-    activation = crepe.activation(normalized, layer)
+    graphdef, weights = _crepe_constants(model)
+    activation = nnx.merge(graphdef, weights).activation(normalized, layer)
     return activation.reshape(audio.shape[0], n_frames, -1)
 
 

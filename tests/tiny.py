@@ -2,7 +2,7 @@
 
 import dataclasses
 
-from ddsp_jax.training import PRESETS
+from ddsp_jax.training import PRESETS, Trainer
 from ddsp_jax.training.config import LossConfig, OptimizerConfig, TrainConfig, model_config
 
 
@@ -19,3 +19,18 @@ def tiny_config(**changes) -> TrainConfig:
         frame_rate=250,
     )
     return dataclasses.replace(config, **changes)
+
+
+def train_and_score(
+    config: TrainConfig, run_dir, train: dict, held_out: dict, learning_rate: float = 1e-2
+) -> tuple[float, float, Trainer]:
+    """Train ``config`` at ``learning_rate`` on ``train`` (batches of 2) in a new run folder:
+    the held-out loss before and after, and the trainer."""
+    from ddsp_jax.training.examples import ExampleSource
+
+    optimizer = dataclasses.replace(config.optimizer, learning_rate=learning_rate)
+    trainer = Trainer(dataclasses.replace(config, optimizer=optimizer), run_dir)
+    before = trainer.evaluate(held_out)
+    trainer.start(resume=False)
+    trainer.fit(ExampleSource(train, 2, 0), progress=False)
+    return before, trainer.evaluate(held_out), trainer

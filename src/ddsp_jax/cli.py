@@ -209,7 +209,37 @@ def _train_command(commands: Any) -> None:
         "--freeze", type=_parts, metavar="PART,...", help="parts that training leaves unchanged"
     )
     train.add_argument("--resume", action="store_true", help="continue the run in --out")
+    train.add_argument(
+        "--devices",
+        type=_devices,
+        metavar="all|N",
+        help="split each batch over this many devices (a data-parallel mesh; default: one)",
+    )
+    train.add_argument(
+        "--coordinator",
+        metavar="HOST:PORT",
+        help="several hosts: process 0's address (else JAX_COORDINATOR_ADDRESS)",
+    )
+    train.add_argument(
+        "--num-processes", type=int, help="several hosts: how many (else JAX_NUM_PROCESSES)"
+    )
+    train.add_argument(
+        "--process-id", type=int, help="several hosts: this one's, from 0 (else JAX_PROCESS_ID)"
+    )
     train.set_defaults(handler=_train)
+
+
+def _devices(value: str) -> str | int:
+    """``all`` or a positive number of devices."""
+    if value == "all":
+        return value
+    try:
+        count = int(value)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"expected 'all' or a positive integer, got {value!r}")
+    return count
 
 
 def _parts(value: str) -> list[str]:
@@ -264,12 +294,15 @@ def _train_config(args: argparse.Namespace) -> Any:
 
 
 def _train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    import jax
+
     from ddsp_jax.features.torch_weights import WeightsError
     from ddsp_jax.models.saved import save_model
     from ddsp_jax.training import examples as datasets
     from ddsp_jax.training.budget import fit_to_budget
     from ddsp_jax.training.evaluate import HeldOutEvaluation
     from ddsp_jax.training.export import RUN_MODEL_DIR, run_model
+    from ddsp_jax.training.parallel import DataParallel, initialize_distributed, is_main_process
     from ddsp_jax.training.trainer import Trainer, TrainingError
 
     began = time.monotonic()
@@ -278,10 +311,18 @@ def _train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if args.minutes is not None and args.steps is not None:
         parser.error("--minutes sets the number of steps; it cannot be used with --steps.")
     try:
+        initialize_distributed(args.coordinator, args.num_processes, args.process_id)
+        parallel = None
+        if args.devices is not None or jax.process_count() > 1:
+            parallel = DataParallel.over(args.devices or "all")
+            print(
+                f"Data-parallel over {parallel.n_devices} {jax.default_backend()} devices "
+                f"({jax.process_count()} process(es)); this is process {jax.process_index()}."
+            )
         config = _train_config(args)
         if config.data.source == "procedural":
             print(f"Rendering {config.data.n_train + config.data.n_test} procedural notes...")
-        trainer = Trainer(config, args.out)
+        trainer = Trainer(config, args.out, parallel)
         trainer.check_folder(resume=args.resume)
         data = datasets.load_training_data(config, args.out)
         print(f"Data: {data.description}.")
@@ -298,7 +339,8 @@ def _train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
                 f"decaying over {config.optimizer.decay_steps}."
             )
         trainer.start(resume=args.resume)
-        source = datasets.batch_source(train, config.batch_size, config.seed, config.engine)
+        share = None if parallel is None else parallel.share(config.batch_size)
+        source = datasets.batch_source(train, config.batch_size, config.seed, config.engine, share)
         if args.resume:
             step = trainer.restore(source)
             print(f"Resuming {Path(args.out).resolve()} from step {step}.")
@@ -313,11 +355,12 @@ def _train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             return 128 + trainer.stopped_by
         loss = trainer.evaluate(test)
         trainer.close()
-        save_model(
-            run_model(config, args.out, trainer.model(), trainer.step),
-            Path(args.out) / RUN_MODEL_DIR,
-            run=args.out,
-        )
+        if is_main_process():
+            save_model(
+                run_model(config, args.out, trainer.model(), trainer.step),
+                Path(args.out) / RUN_MODEL_DIR,
+                run=args.out,
+            )
     except (ValueError, TrainingError, ImportError, WeightsError) as error:
         print(f"ddsp train: error: {error}", file=sys.stderr)
         return 1
@@ -390,6 +433,19 @@ def _prepare_command(commands: Any) -> None:
     prepare.add_argument(
         "--subset", choices=["gansynth", "all"], default="gansynth", help="NSynth notes to keep"
     )
+    prepare.add_argument(
+        "--runner",
+        choices=["local", "beam"],
+        default="local",
+        help="local: this process (default); beam: an Apache Beam pipeline (the beam extra)",
+    )
+    prepare.add_argument(
+        "--beam-args",
+        default="",
+        metavar="'FLAGS'",
+        help="with --runner beam, Beam's pipeline flags, e.g. '--runner=DataflowRunner "
+        "--project=...' (default: the DirectRunner)",
+    )
     prepare.set_defaults(handler=_prepare)
 
 
@@ -422,9 +478,16 @@ def _prepare(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         )
     except ValueError as error:
         parser.error(str(error))
+    if args.beam_args and args.runner != "beam":
+        parser.error("--beam-args goes with --runner beam.")
     try:
-        info = prepare(args.inputs, args.out, config)
-    except (ValueError, WeightsError) as error:
+        if args.runner == "beam":
+            from ddsp_jax.data.beam import prepare_with_beam
+
+            info = prepare_with_beam(args.inputs, args.out, config, args.beam_args)
+        else:
+            info = prepare(args.inputs, args.out, config)
+    except (ValueError, WeightsError, ImportError) as error:
         print(f"ddsp prepare: error: {error}", file=sys.stderr)
         return 1
     counts = info["n_examples"]
@@ -1136,6 +1199,12 @@ def _bench_command(commands: Any) -> None:
         help="train, matmuls: split each batch into this many micro-batches (gradients averaged)",
     )
     bench.add_argument(
+        "--devices",
+        type=int,
+        help="train: split each batch over this many devices (on CPU force them with "
+        "XLA_FLAGS=--xla_force_host_platform_device_count=N)",
+    )
+    bench.add_argument(
         "--preset",
         choices=PRESET_NAMES,
         default="nsynth",
@@ -1167,6 +1236,7 @@ def _bench(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             soundfont=args.soundfont,
             model=args.model,
             network_rate=args.network_rate,
+            devices=args.devices,
         )
     except ValueError as error:
         parser.error(str(error))

@@ -14,7 +14,7 @@ from flax import nnx
 
 from ddsp_jax.adjustments import adjust
 from ddsp_jax.core.validation import check_positive_int
-from ddsp_jax.features.extract import features_in_chunks
+from ddsp_jax.features.extract import features_in_chunks, level_conditioning
 from ddsp_jax.features.notes import SILENCE_PEAK, note_frames
 from ddsp_jax.models.autoencoder import Autoencoder, render
 from ddsp_jax.models.saved import SavedModel
@@ -73,9 +73,10 @@ def frames_covering(n_samples: int, sample_rate: int, frame_rate: int) -> int:
 
 def extract(saved: SavedModel, audio: np.ndarray, f0_model: str = "full") -> dict[str, np.ndarray]:
     """The model's conditioning of mono ``audio`` ``[n_samples]`` at the model's sample rate:
-    ``f0_hz``, ``f0_confidence``, ``loudness_db``, each ``[n_frames]`` with ``n_frames``
-    covering ``n_samples`` (``frames_covering``; the audio zero beyond its end), computed in
-    bounded memory (``features_in_chunks``).
+    ``f0_hz``, ``f0_confidence``, ``loudness_db`` (the model's level feature: loudness, or
+    power for a power model; ``features.level_conditioning``) and ``power_db``, each
+    ``[n_frames]`` with ``n_frames`` covering ``n_samples`` (``frames_covering``; the audio
+    zero beyond its end), computed in bounded memory (``features_in_chunks``).
 
     Raises:
         ValueError: For audio shorter than one frame or with NaN/inf.
@@ -84,7 +85,8 @@ def extract(saved: SavedModel, audio: np.ndarray, f0_model: str = "full") -> dic
     _check_length(len(audio), sample_rate, frame_rate)
     n_frames = frames_covering(len(audio), sample_rate, frame_rate)
     blocks = _InputCheck([audio])
-    return features_in_chunks(blocks, sample_rate, n_frames, frame_rate, f0_model)
+    features = features_in_chunks(blocks, sample_rate, n_frames, frame_rate, f0_model)
+    return level_conditioning(features, saved.config.level_feature)
 
 
 @functools.partial(nnx.jit, static_argnums=2)
@@ -321,6 +323,8 @@ def play(
         )
     if checked.silent():
         raise SilentInputError("the audio is silent: no notes were detected.")
+    level = saved.config.level_feature
+    features = level_conditioning(features, level)
     z = None
     if timbre is not None:
         z = timbre_z(saved, timbre, n_frames)
@@ -357,6 +361,7 @@ def play(
         blocks_out = played(bar)
         if rendering.report is not None:
             out = features_in_chunks(blocks_out, model_rate, n_frames, frame_rate, None)
+            out = level_conditioning(out, level)
             mask = note_frames(features["f0_confidence"], features["loudness_db"])
             error = out["loudness_db"] - conditioning["loudness_db"]
             rendering.report["loudness_error_db"] = float(np.median(error[mask]))

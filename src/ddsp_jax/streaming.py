@@ -52,6 +52,7 @@ from ddsp_jax.core.noise import NOISE_CHUNK, uniform_noise
 from ddsp_jax.core.oscillators import harmonic_frames
 from ddsp_jax.core.phase import FixedPoint
 from ddsp_jax.core.units import DB_RANGE
+from ddsp_jax.features.extract import level_conditioning
 from ddsp_jax.features.notes import note_frames
 from ddsp_jax.features.streaming import StreamingFeatures
 from ddsp_jax.models.autoencoder import preprocess
@@ -706,9 +707,10 @@ class TransferStream:
     blocks out.
 
     Each block of input audio goes through ``StreamingFeatures`` (CREPE f0 decoded frame by
-    frame, loudness), the frames are shifted as ``ddsp transfer`` does (``pitch_shift``
-    semitones, ``loudness_shift`` dB, frames that are not notes lowered by ``quiet_db``;
-    ``features.note_frames`` without gap filling, which would look ahead) and queued, and the
+    frame, loudness or, for a power model, power), the frames are shifted as ``ddsp
+    transfer`` does (``pitch_shift`` semitones, ``loudness_shift`` dB, frames that are not
+    notes lowered by ``quiet_db``; ``features.note_frames`` without gap filling, which would
+    look ahead) and queued, and the
     model renders them with ``Stream``. The queue starts with ``priming_frames`` silent
     frames so that the synth never waits for the features.
 
@@ -743,6 +745,7 @@ class TransferStream:
             )
         self.block_size = block_size
         self.features = StreamingFeatures(block_size, saved.frame_rate, f0_model)
+        self.level_feature = saved.config.level_feature
         self.synth = Stream(saved, block_size, key)
         self.quiet_db = quiet_db
         hop = self.synth.plan.hop
@@ -777,7 +780,8 @@ class TransferStream:
     def process(self, audio: np.ndarray) -> np.ndarray:
         """The model's audio for the next block ``[block_size]`` of input ``[block_size]``,
         delayed by ``latency`` samples and a block."""
-        f0_hz, loudness = self._adjust(self.features.process(audio))
+        features = level_conditioning(self.features.process(audio), self.level_feature)
+        f0_hz, loudness = self._adjust(features)
         n = len(f0_hz)
         self._queue["f0_hz"][self._queued : self._queued + n] = f0_hz
         self._queue["loudness_db"][self._queued : self._queued + n] = loudness

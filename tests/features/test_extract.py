@@ -1,11 +1,12 @@
-"""Features of long audio computed chunk by chunk equal those of the whole signal."""
+"""Features of long audio computed chunk by chunk equal those of the whole signal; power and
+the level a model reads."""
 
 import numpy as np
 import pytest
 
 from crepe import needs_weights
 from ddsp_jax.data.procedural import sung_melody
-from ddsp_jax.features import compute_features, features_in_chunks
+from ddsp_jax.features import compute_features, features_in_chunks, level_conditioning
 
 
 def melody_with_a_rest(sample_rate: int) -> np.ndarray:
@@ -28,7 +29,7 @@ def test_chunks_give_the_whole_signals_features_at_16_khz(chunk_frames, block):
     chunked = features_in_chunks(
         in_blocks(audio, block), 16000, n_frames, 250, "tiny", chunk_frames=chunk_frames
     )
-    assert sorted(chunked) == ["f0_confidence", "f0_hz", "loudness_db"]
+    assert sorted(chunked) == ["f0_confidence", "f0_hz", "loudness_db", "power_db"]
     for name, values in chunked.items():
         assert values.shape == (n_frames,) and values.dtype == np.float32
         # The same arithmetic frame by frame; CREPE's batches differ in size only.
@@ -58,11 +59,30 @@ def test_chunks_at_other_rates_agree_wherever_there_is_sound(sample_rate, frame_
     assert close[sound].mean() > 0.99
 
 
-def test_loudness_only_and_a_signal_shorter_than_its_frames():
+def test_levels_only_and_a_signal_shorter_than_its_frames():
     audio = np.sin(np.arange(1000) / 5.0).astype(np.float32)
     chunked = features_in_chunks([audio], 16000, 40, 250, None, chunk_frames=16)
-    assert list(chunked) == ["loudness_db"]
+    assert list(chunked) == ["loudness_db", "power_db"]
     whole = compute_features(np.pad(audio, (0, 40 * 64 - 1000))[None], 16000, 250, None)
-    np.testing.assert_allclose(chunked["loudness_db"], whole["loudness_db"][0, :40], atol=1e-5)
+    for name in ("loudness_db", "power_db"):
+        np.testing.assert_allclose(chunked[name], whole[name][0, :40], atol=1e-5)
     with pytest.raises(ValueError, match="n_frames"):
         features_in_chunks([audio], 16000, 0, 250, None)
+
+
+def test_power_is_the_mean_square_of_each_frame_in_db():
+    t = np.arange(16000) / 16000
+    audio = (0.5 * np.sin(2 * np.pi * 500.0 * t)).astype(np.float32)  # 16 periods per frame.
+    power = compute_features(audio[None], 16000, 250, None)["power_db"][0]
+    np.testing.assert_allclose(power[10:-10], 10 * np.log10(0.5**2 / 2), atol=1e-3)  # -9.03 dB
+    assert (
+        compute_features(np.zeros((1, 4000), np.float32), 16000, 250, None)["power_db"].max() == -80
+    )
+
+
+def test_a_power_model_reads_power_where_a_loudness_model_reads_loudness():
+    features = {"f0_hz": np.ones(3), "loudness_db": np.zeros(3), "power_db": np.full(3, -6.0)}
+    np.testing.assert_array_equal(level_conditioning(features, "power_db")["loudness_db"], -6.0)
+    np.testing.assert_array_equal(level_conditioning(features, "loudness_db")["loudness_db"], 0.0)
+    with pytest.raises(ValueError, match="level_feature must be one of loudness_db, power_db"):
+        level_conditioning(features, "rms")

@@ -23,10 +23,9 @@ from ddsp_jax.models import (
     save_model,
 )
 from ddsp_jax.models.autoencoder import render
-from ddsp_jax.training import PRESETS, Trainer
+from ddsp_jax.training import PRESETS
 from ddsp_jax.training.config import model_config
-from ddsp_jax.training.examples import ExampleSource
-from tiny import tiny_config
+from tiny import tiny_config, train_and_score
 
 ENCODER = MfccEncoderConfig(rnn_channels=8, z_dims=4, z_time_steps=250)
 
@@ -102,15 +101,10 @@ def test_the_autoencoder_takes_z_from_the_audio_or_as_given(rng):
 
 def test_an_autoencoder_with_z_trains_on_procedural_notes(tmp_path):
     config = z_config(steps=40, checkpoint_every=40)
-    config = dataclasses.replace(
-        config, optimizer=dataclasses.replace(config.optimizer, learning_rate=1e-2)
+    before, after, trainer = train_and_score(
+        config, tmp_path / "run", notes(8, seed=0), notes(4, seed=1)
     )
-    trainer = Trainer(config, tmp_path / "run")
-    held_out = notes(4, seed=1)
-    before = trainer.evaluate(held_out)
-    trainer.start(resume=False)
-    trainer.fit(ExampleSource(notes(8, seed=0), 2, 0), progress=False)
-    assert trainer.evaluate(held_out) < 0.8 * before
+    assert after < 0.8 * before
     encoder_params = nnx.state(trainer.model().encoder, nnx.Param)
     assert all(np.all(np.isfinite(leaf)) for leaf in jax.tree.leaves(encoder_params))
 

@@ -24,6 +24,7 @@ class BenchOptions:
         impl: ``fast``, ``reference`` or ``both`` code paths (synth, train, f0).
         preset: Training preset whose shapes to use (train, matmuls, gru, stream).
         micro_batches: Micro-batches per step (train, matmuls).
+        devices: Devices each train step's batch is split over (None: one, no mesh).
         f0_model: CREPE size (f0, transfer, stream).
         soundfont: Also score SoundFont notes: a path or ``"auto"`` (f0).
         model: Model or run folder (transfer).
@@ -40,6 +41,7 @@ class BenchOptions:
     soundfont: str | None = None
     model: str | None = None
     network_rate: int | None = None
+    devices: int | None = None
 
     def __post_init__(self) -> None:
         if self.batch_size <= 0 or self.seconds <= 0 or self.repeats <= 0:
@@ -72,6 +74,7 @@ def _train(options: BenchOptions) -> dict[str, Any]:
         repeats=options.repeats,
         implementations=implementations(options.impl),
         micro_batches=options.micro_batches,
+        devices=options.devices,
     )
 
 

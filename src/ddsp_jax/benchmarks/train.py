@@ -19,6 +19,7 @@ from ddsp_jax.benchmarks.common import (
 )
 from ddsp_jax.benchmarks.flops import decoder_matmul_flops_per_frame
 from ddsp_jax.training.config import PRESETS
+from ddsp_jax.training.parallel import DataParallel
 from ddsp_jax.training.trainer import Trainer
 
 PEAK = "matmul peak"
@@ -46,10 +47,13 @@ def run(
     repeats: int = 5,
     implementations: tuple[str, ...] = ("fast",),
     micro_batches: int = 1,
+    devices: int | None = None,
 ) -> dict[str, Any]:
     """Time the train step of ``preset`` at ``batch_size`` on random data, on each code path
     in ``implementations`` (timed steps interleaved; see ``merge_implementations``), with the
-    batch split into ``micro_batches`` (see ``TrainConfig.micro_batches``).
+    batch split into ``micro_batches`` (see ``TrainConfig.micro_batches``) and, with
+    ``devices``, over that many devices (``training.parallel``; on CPU, devices forced with
+    ``XLA_FLAGS=--xla_force_host_platform_device_count=N`` share the machine's cores).
 
     Returns:
         ``compile_seconds`` (the first step: trace, compile or compilation-cache hit, run),
@@ -67,15 +71,20 @@ def run(
     )
     rng = np.random.default_rng(0)
     n_samples, n_frames = config.model.synth.n_samples, config.n_frames
-    batch = {
-        "audio": jnp.asarray(rng.normal(size=(batch_size, n_samples)) * 0.1, jnp.float32),
-        "f0_hz": jnp.asarray(rng.uniform(100, 400, (batch_size, n_frames)), jnp.float32),
-        "loudness_db": jnp.asarray(rng.uniform(-60, -10, (batch_size, n_frames)), jnp.float32),
+    host = {
+        "audio": (rng.normal(size=(batch_size, n_samples)) * 0.1).astype(np.float32),
+        "f0_hz": rng.uniform(100, 400, (batch_size, n_frames)).astype(np.float32),
+        "loudness_db": rng.uniform(-60, -10, (batch_size, n_frames)).astype(np.float32),
     }
+    parallel = None if devices is None else DataParallel.over(devices)
+    if parallel is None:
+        batch = {name: jnp.asarray(values) for name, values in host.items()}
+    else:
+        batch = parallel.shard_batch(host)
     paths, init_seconds = {}, {}
     for name in implementations:
         start = time.perf_counter()
-        trainer = Trainer(config, tempfile.mkdtemp(prefix="ddsp-bench-"))
+        trainer = Trainer(config, tempfile.mkdtemp(prefix="ddsp-bench-"), parallel)
         init_seconds[name] = time.perf_counter() - start
         state = {"params": trainer.params, "opt_state": trainer.opt_state, "step": 0}
 
@@ -103,6 +112,7 @@ def run(
             "preset": preset,
             "batch_size": batch_size,
             "micro_batches": micro_batches,
+            "devices": 1 if parallel is None else parallel.n_devices,
             "compile_seconds": timing["first_call_seconds"],
             "first_step_seconds": init_seconds[name] + timing["first_call_seconds"],
             "step_seconds": timing["median_seconds"],

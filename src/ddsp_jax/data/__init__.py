@@ -2,7 +2,7 @@
 SoundFont notes, and NSynth (read without TensorFlow).
 
 The SoundFont renderer (``data.soundfont``) needs the ``soundfont`` extra and is imported
-from its module.
+from its module; ``prepare_with_beam`` (``data.beam``) needs the ``beam`` extra when called.
 """
 
 from ddsp_jax.data.audio import (
@@ -14,6 +14,7 @@ from ddsp_jax.data.audio import (
     find_audio_files,
     load_audio,
 )
+from ddsp_jax.data.beam import prepare_with_beam
 from ddsp_jax.data.dataset import DatasetError, PrepareConfig, PreparedDataset
 from ddsp_jax.data.nsynth import NSynthError, read_notes
 from ddsp_jax.data.preparation import PrepareError, prepare
@@ -34,6 +35,7 @@ __all__ = [
     "load_audio",
     "make_instrument",
     "prepare",
+    "prepare_with_beam",
     "read_notes",
     "render_notes",
     "sung_melody",

@@ -4,10 +4,12 @@ A prepared dataset is a folder:
 
 - ``shards/<key>/``: the examples of one input file (or of a group of NSynth notes):
   ``audio.npy`` ``[n, example_samples]`` and ``f0_hz.npy``, ``f0_confidence.npy``,
-  ``loudness_db.npy`` ``[n, example_frames]`` (float32), with ``shard.json`` describing them.
+  ``loudness_db.npy``, ``power_db.npy`` ``[n, example_frames]`` (float32), with
+  ``shard.json`` describing them (datasets written before power was added lack
+  ``power_db.npy``; reading it from them is an error that says to prepare again).
 - ``dataset.json``: settings (``PrepareConfig``), counts, durations, the train/eval split,
-  feature statistics (loudness and pitch quantiles, mean pitch: what timbre transfer needs)
-  and skipped inputs.
+  feature statistics (loudness and pitch quantiles, mean pitch: what timbre transfer needs;
+  ``power_statistics`` the same with power in loudness's place) and skipped inputs.
 
 Why ``.npy`` shards and not one archive: training memory-maps them and reads single examples
 at random, so a dataset larger than memory streams through the OS page cache; nothing beyond
@@ -20,6 +22,7 @@ import dataclasses
 import json
 import os
 import shutil
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -116,15 +119,24 @@ class PrepareConfig:
 
 
 def write_shard(directory: Path, arrays: dict[str, np.ndarray], info: dict[str, Any]) -> None:
-    """Write a shard under a temporary name, then rename it into place."""
-    temporary = directory.parent / f".{directory.name}.partial-{os.getpid()}"
-    shutil.rmtree(temporary, ignore_errors=True)
+    """Write a shard under a temporary name, then rename it into place. When another writer
+    of the same shard (a retried or duplicated task) renamed its copy first, that copy is
+    kept: the same input and settings give the same shard."""
+    temporary = directory.parent / f".{directory.name}.partial-{os.getpid()}-{uuid.uuid4().hex}"
     temporary.mkdir(parents=True)
     for name, values in arrays.items():
         np.save(temporary / f"{name}.npy", values)
     (temporary / SHARD_FILE).write_text(json.dumps(info, indent=1) + "\n")
-    shutil.rmtree(directory, ignore_errors=True)
-    temporary.rename(directory)
+    if (directory / SHARD_FILE).exists():
+        shutil.rmtree(temporary)
+        return
+    shutil.rmtree(directory, ignore_errors=True)  # A copy without shard.json is unfinished.
+    try:
+        temporary.rename(directory)
+    except OSError:
+        if not (directory / SHARD_FILE).exists():
+            raise
+        shutil.rmtree(temporary)
 
 
 class PreparedDataset:
@@ -168,7 +180,9 @@ class PreparedDataset:
             directory = self.path / SHARD_DIR / self._keys[number]
             try:
                 self._open[number] = {
-                    name: np.load(directory / f"{name}.npy", mmap_mode="r") for name in ARRAY_NAMES
+                    name: np.load(directory / f"{name}.npy", mmap_mode="r")
+                    for name in ARRAY_NAMES
+                    if name != "power_db" or (directory / "power_db.npy").exists()
                 }
             except (OSError, ValueError) as error:
                 raise DatasetError(
@@ -176,13 +190,27 @@ class PreparedDataset:
                 ) from error
         return self._open[number]
 
-    def read(self, index: np.ndarray, names: Sequence[str] = ARRAY_NAMES) -> dict[str, np.ndarray]:
-        """The examples at ``index`` rows ``[n, 2]``, as ``{name: [n, ...]}`` float32 arrays."""
+    def read(self, index: np.ndarray, names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+        """The examples at ``index`` rows ``[n, 2]``, as ``{name: [n, ...]}`` float32 arrays
+        (``names``: those arrays; None: every array the dataset's examples have).
+
+        Raises:
+            DatasetError: For a name a shard does not have (``power_db`` of an older dataset).
+        """
+        for s, _ in index[:1]:
+            have = self._shard(int(s))
+            names = list(have) if names is None else names
+            missing = [name for name in names if name not in have]
+            if missing:
+                raise DatasetError(
+                    f"{self.path}: no {', '.join(missing)} in its examples (prepared by an "
+                    "older ddsp-jax); re-run ddsp prepare."
+                )
         return {
             name: np.stack([self._shard(int(s))[name][int(r)] for s, r in index]).astype(np.float32)
             if len(index)
             else np.zeros((0,), np.float32)
-            for name in names
+            for name in names or ARRAY_NAMES
         }
 
     def check_matches(self, sample_rate: int, n_samples: int, frame_rate: int) -> None:

@@ -10,6 +10,7 @@ size and modification time and the settings, so a re-run reuses every finished s
 
 import collections
 import dataclasses
+import functools
 import hashlib
 import itertools
 import json
@@ -161,13 +162,41 @@ def _file_identity(path: Path) -> dict[str, Any]:
     return {"path": str(path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
 
 
-def _file_unit(path: Path, config: PrepareConfig) -> Unit:
-    def load() -> tuple[list[np.ndarray], list[dict], dict[str, Any]]:
-        audio, details = load_audio(path, config.sample_rate)
-        check_usable(audio, config)
-        chunks = [audio[a:b] for a, b in chunk_bounds(len(audio), config)]
-        return chunks, [], details
+def _load_file(
+    path: Path, config: PrepareConfig
+) -> tuple[list[np.ndarray], list[dict], dict[str, Any]]:
+    """A file unit's ``load``: its chunks at the configured rate."""
+    audio, details = load_audio(path, config.sample_rate)
+    check_usable(audio, config)
+    chunks = [audio[a:b] for a, b in chunk_bounds(len(audio), config)]
+    return chunks, [], details
 
+
+def _load_notes(
+    batch: list, path: Path, config: PrepareConfig
+) -> tuple[list[np.ndarray], list[dict], dict[str, Any]]:
+    """An NSynth unit's ``load``: each usable note of ``batch`` as one chunk."""
+    chunks, skipped = [], []
+    for note in batch:
+        audio = note.audio
+        try:
+            if not np.all(np.isfinite(audio)):
+                raise UnusableInputError("NaN or infinite samples")
+            if note.sample_rate != config.sample_rate:
+                audio = soxr.resample(audio, note.sample_rate, config.sample_rate, "HQ")
+            check_usable(audio, config)
+        except UnusableInputError as reason:
+            skipped.append({"input": f"{path}:{note.note_str}", "reason": str(reason)})
+            continue
+        chunks.append(np.asarray(audio[: config.example_samples], np.float32))
+    if not chunks:
+        raise UnusableInputError("no usable notes in this group")
+    return chunks, skipped, {"notes": [n.note_str for n in batch]}
+
+
+def file_unit(path: Path, config: PrepareConfig) -> Unit:
+    """The unit of one audio file."""
+    load = functools.partial(_load_file, path, config)
     try:
         seconds = sf.info(str(path)).duration
     except (sf.LibsndfileError, RuntimeError):
@@ -175,7 +204,7 @@ def _file_unit(path: Path, config: PrepareConfig) -> Unit:
     return Unit(_key(_file_identity(path), config), str(path), seconds, load)
 
 
-def _nsynth_units(path: Path, config: PrepareConfig) -> Iterator[Unit]:
+def nsynth_units(path: Path, config: PrepareConfig) -> Iterator[Unit]:
     """Groups of ``NOTES_PER_SHARD`` notes of an NSynth file or folder (read once, lazily)."""
     from ddsp_jax.data.nsynth import read_notes
 
@@ -187,25 +216,7 @@ def _nsynth_units(path: Path, config: PrepareConfig) -> Iterator[Unit]:
         batch = [note for _, note in zip(range(NOTES_PER_SHARD), notes, strict=False)]
         if not batch:
             return
-
-        def load(batch: list = batch) -> tuple[list[np.ndarray], list[dict], dict[str, Any]]:
-            chunks, skipped = [], []
-            for note in batch:
-                audio = note.audio
-                try:
-                    if not np.all(np.isfinite(audio)):
-                        raise UnusableInputError("NaN or infinite samples")
-                    if note.sample_rate != config.sample_rate:
-                        audio = soxr.resample(audio, note.sample_rate, config.sample_rate, "HQ")
-                    check_usable(audio, config)
-                except UnusableInputError as reason:
-                    skipped.append({"input": f"{path}:{note.note_str}", "reason": str(reason)})
-                    continue
-                chunks.append(np.asarray(audio[: config.example_samples], np.float32))
-            if not chunks:
-                raise UnusableInputError("no usable notes in this group")
-            return chunks, skipped, {"notes": [n.note_str for n in batch]}
-
+        load = functools.partial(_load_notes, batch, path, config)
         yield Unit(
             _key({**identity, "group": group, "subset": config.nsynth_subset}, config),
             f"{path} notes {group * NOTES_PER_SHARD}-{group * NOTES_PER_SHARD + len(batch) - 1}",
@@ -219,13 +230,13 @@ def units_of(inputs: Sequence[str | Path], config: PrepareConfig) -> Iterator[Un
     """The units of ``inputs``: audio files, folders, globs and ``nsynth:PATH``."""
     files = [str(i) for i in inputs if not str(i).startswith(NSYNTH_PREFIX)]
     for path in find_audio_files(files) if files else []:
-        yield _file_unit(path, config)
+        yield file_unit(path, config)
     for item in inputs:
         if str(item).startswith(NSYNTH_PREFIX):
             path = Path(str(item)[len(NSYNTH_PREFIX) :])
             if not path.exists():
                 raise InputError(f"{path}: no such NSynth file or folder.")
-            yield from _nsynth_units(path, config)
+            yield from nsynth_units(path, config)
 
 
 def _split(shards: list[tuple[str, dict]], eval_fraction: float) -> dict[str, list]:
@@ -247,16 +258,19 @@ def _split(shards: list[tuple[str, dict]], eval_fraction: float) -> dict[str, li
     return splits
 
 
-def _statistics(dataset: "PreparedDataset") -> dict[str, Any]:
+def dataset_statistics(
+    dataset: "PreparedDataset", level_feature: str = "loudness_db"
+) -> dict[str, Any]:
     """``feature_statistics`` of the training split (of the eval split in an evaluation-only
-    dataset; all of it when it is small, else a fixed sample of 2000 examples)."""
+    dataset; all of it when it is small, else a fixed sample of 2000 examples), with
+    ``level_feature`` (``loudness_db`` or ``power_db``) as the loudness."""
     index = dataset.index("train")
     if len(index) == 0:
         index = dataset.index("eval")
     if len(index) > 2000:
         index = index[np.random.default_rng(0).choice(len(index), 2000, replace=False)]
-    columns = dataset.read(index, ("f0_hz", "f0_confidence", "loudness_db"))
-    return feature_statistics(columns["f0_hz"], columns["f0_confidence"], columns["loudness_db"])
+    columns = dataset.read(index, ("f0_hz", "f0_confidence", level_feature))
+    return feature_statistics(columns["f0_hz"], columns["f0_confidence"], columns[level_feature])
 
 
 def prepare(
@@ -308,15 +322,9 @@ def prepare(
                     skipped.append({"input": unit.name, "reason": str(reason)})
                     bar.update(unit.seconds)
                     continue
-                arrays, ranges = examples_of_chunks(chunks, config, bar.update)
-                info = {
-                    "input": unit.name,
-                    "n_examples": len(arrays["audio"]),
-                    "chunks": ranges,
-                    "seconds": sum(len(c) for c in chunks) / config.sample_rate,
-                    "skipped": skipped_parts,
-                    "details": details,
-                }
+                arrays, info = shard_contents(
+                    unit, (chunks, skipped_parts, details), config, bar.update
+                )
                 if writing is not None:
                     writing.result()
                 writing = writer.submit(write_shard, directory, arrays, info)
@@ -330,6 +338,40 @@ def prepare(
         loader.shutdown(cancel_futures=True)
         writer.shutdown()
         bar.close()
+    return finish_dataset(out, config, shards, skipped)
+
+
+def shard_contents(
+    unit: Unit,
+    loaded: tuple[list[np.ndarray], list[dict], dict[str, Any]],
+    config: PrepareConfig,
+    advance: Callable[[float], Any] = lambda seconds: None,
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """The arrays and ``shard.json`` of ``unit`` from what its ``load`` gave."""
+    chunks, skipped_parts, details = loaded
+    arrays, ranges = examples_of_chunks(chunks, config, advance)
+    info = {
+        "input": unit.name,
+        "n_examples": len(arrays["audio"]),
+        "chunks": ranges,
+        "seconds": sum(len(c) for c in chunks) / config.sample_rate,
+        "skipped": skipped_parts,
+        "details": details,
+    }
+    return arrays, info
+
+
+def finish_dataset(
+    out: Path, config: PrepareConfig, shards: list[tuple[str, dict]], skipped: list[dict]
+) -> dict[str, Any]:
+    """Remove shards no input gave, split, compute the statistics and write
+    ``dataset.json`` for the ``shards`` ``(key, shard.json)`` and the ``skipped`` inputs,
+    each in the inputs' order; returns ``dataset.json``.
+
+    Raises:
+        PrepareError: When there is no shard.
+    """
+    shard_root = out / SHARD_DIR
     if not shards:
         lines = "\n".join(f"  {s['input']}: {s['reason']}" for s in skipped)
         raise PrepareError(f"nothing usable in the inputs; every one was skipped:\n{lines}")
@@ -350,7 +392,9 @@ def prepare(
         "splits": splits,
         "skipped": skipped,
     }
-    summary["statistics"] = _statistics(PreparedDataset(out, info=summary))
+    dataset = PreparedDataset(out, info=summary)
+    summary["statistics"] = dataset_statistics(dataset)
+    summary["power_statistics"] = dataset_statistics(dataset, "power_db")
     write_json(out / DATASET_FILE, summary)
     return summary
 

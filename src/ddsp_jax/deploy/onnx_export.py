@@ -39,7 +39,7 @@ from ddsp_jax.core.harmonic_sum import frame_phase_plan, slot_taps
 from ddsp_jax.core.spectral import a_weighting
 from ddsp_jax.core.units import DB_RANGE
 from ddsp_jax.deploy.stablehlo import ExportError
-from ddsp_jax.features.extract import LOUDNESS_N_FFT
+from ddsp_jax.features.extract import LEVEL_FEATURES, LOUDNESS_N_FFT
 from ddsp_jax.features.f0 import (
     CENTS_PER_BIN,
     FIRST_BIN_CENTS,
@@ -619,8 +619,19 @@ def _loudness(g: GraphBuilder, frames: str, n_fft: int) -> str:
     mean = g(
         "ReduceMean", g("Mul", power, g.constant(weight)), g.constant([1], np.int64), keepdims=0
     )
+    return _power_to_db(g, mean)
+
+
+def _power(g: GraphBuilder, frames: str) -> str:
+    """``core.compute_power`` of frames ``[F, frame_size]``: ``[F]`` (dB)."""
+    mean = g("ReduceMean", g("Mul", frames, frames), g.constant([1], np.int64), keepdims=0)
+    return _power_to_db(g, mean)
+
+
+def _power_to_db(g: GraphBuilder, power: str) -> str:
+    """``core.power_to_db`` (reference 0 dB, floor ``-DB_RANGE``)."""
     floor = 10.0 ** (-DB_RANGE / 10.0)
-    db = g("Mul", g("Log", g("Max", mean, g.constant(floor))), g.constant(10.0 / np.log(10.0)))
+    db = g("Mul", g("Log", g("Max", power, g.constant(floor))), g.constant(10.0 / np.log(10.0)))
     return g("Max", db, g.constant(-DB_RANGE))
 
 
@@ -733,16 +744,23 @@ def feature_window(f0_model: str | None, loudness_n_fft: int) -> int:
     return max(FRAME_SIZE if f0_model else 0, loudness_n_fft)
 
 
-def features_graph(f0_model: str | None, loudness_n_fft: int) -> onnx.ModelProto:
+def features_graph(
+    f0_model: str | None, loudness_n_fft: int, level_feature: str = "loudness_db"
+) -> onnx.ModelProto:
     """The features of frames: input ``audio`` ``[F, window]``, each row 16 kHz audio centred
     on a frame (``window`` = 1024 with CREPE, ``loudness_n_fft`` without); outputs
-    ``loudness_db`` ``[F]`` (dB) and, with ``f0_model``, ``f0_hz`` and ``f0_confidence``
-    ``[F]`` (``features.StreamingFeatures``' numbers for those frames)."""
+    ``loudness_db`` ``[F]`` (dB: the model's level, A-weighted loudness or with
+    ``level_feature="power_db"`` frame power; ``features.level_conditioning``) and, with
+    ``f0_model``, ``f0_hz`` and ``f0_confidence`` ``[F]`` (``features.StreamingFeatures``'
+    numbers for those frames)."""
     g = GraphBuilder()
     window = feature_window(f0_model, loudness_n_fft)
     start = (window - loudness_n_fft) // 2
     frames = _slice(g, "audio", start, start + loudness_n_fft, axis=1)
-    g("Identity", _loudness(g, frames, loudness_n_fft), name="loudness_db")
+    level = (
+        _power(g, frames) if level_feature == "power_db" else _loudness(g, frames, loudness_n_fft)
+    )
+    g("Identity", level, name="loudness_db")
     outputs = [("loudness_db", np.float32, ["frames"])]
     if f0_model:
         first = (window - FRAME_SIZE) // 2
@@ -761,7 +779,8 @@ def features_graph(f0_model: str | None, loudness_n_fft: int) -> onnx.ModelProto
 
 def export_onnx(saved: SavedModel, out: str | Path, f0_model: str | None = "tiny") -> Path:
     """Write ``saved``'s frame step as ``synth.onnx``, the features of a frame as
-    ``features.onnx`` (CREPE ``f0_model`` and loudness; ``f0_model`` None: loudness only)
+    ``features.onnx`` (CREPE ``f0_model`` and the model's level, loudness or power;
+    ``f0_model`` None: the level only)
     and ``metadata.json`` to the folder ``out``; returns ``out``."""
     check_live_model(saved, "an ONNX export")
     if saved.sample_rate != MODEL_SAMPLE_RATE:
@@ -769,8 +788,10 @@ def export_onnx(saved: SavedModel, out: str | Path, f0_model: str | None = "tiny
             f"the features run at {MODEL_SAMPLE_RATE} Hz; this model is {saved.sample_rate} Hz."
         )
     synth, states, plan = synth_graph(saved)
-    features = features_graph(f0_model, LOUDNESS_N_FFT)
+    level_feature = saved.config.level_feature
+    features = features_graph(f0_model, LOUDNESS_N_FFT, level_feature)
     window = feature_window(f0_model, LOUDNESS_N_FFT)
+    level = LEVEL_FEATURES[level_feature]
     metadata = {
         "format": FORMAT,
         "version": VERSION,
@@ -778,10 +799,11 @@ def export_onnx(saved: SavedModel, out: str | Path, f0_model: str | None = "tiny
         "frame_rate": saved.frame_rate,
         "hop": plan.hop,
         "latency": plan.latency,
+        "level_feature": level_feature,
         "synth": {
             "inputs": {
                 "f0_hz": "[1] Hz",
-                "loudness_db": "[1] dB (A-weighted, floor -80)",
+                "loudness_db": f"[1] dB ({level}, floor -80)",
                 "noise": f"[{plan.hop}] uniform white noise in [-1, 1)",
             },
             "state": [

@@ -4,12 +4,13 @@
 
 - ``synth.stablehlo``: one block of ``Stream`` (decoder and synthesis). Inputs: the state's
   arrays (in ``metadata.json``'s order), ``f0_hz`` ``[max_frames, 1]`` (Hz) and
-  ``loudness_db`` ``[max_frames, 1]`` (dB), the block's frames first and the rest padding,
+  ``loudness_db`` ``[max_frames, 1]`` (dB: the model's level, ``metadata.json``'s
+  ``level_feature``), the block's frames first and the rest padding,
   and ``n_frames`` (int32, the block's real frames); outputs: the block's audio
   ``[block_size]`` and the next state's arrays.
 - ``features.stablehlo`` (with an f0 model): ``StreamingFeatures``'s program. Input: the last
   ``buffer_size`` samples of 16 kHz audio, starting ``latency`` samples before the next frame
-  to compute; outputs ``f0_hz``, ``f0_confidence`` and ``loudness_db``, each
+  to compute; outputs ``f0_hz``, ``f0_confidence``, ``loudness_db`` and ``power_db``, each
   ``[max_frames]``, of the frames centred at ``latency + k * hop`` in the buffer.
 - ``initial_state.npz``: the state before the first block (``state_0``, ``state_1``, ...).
 - ``metadata.json``: rates, sizes, latencies, the state's shapes and types, how many frames
@@ -28,6 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ddsp_jax.features.extract import LEVEL_FEATURES
 from ddsp_jax.features.streaming import StreamingFeatures
 from ddsp_jax.files import write_files
 from ddsp_jax.models.saved import SavedModel
@@ -69,6 +71,8 @@ def export_stablehlo(
     check_live_model(saved, "a StableHLO export")
     stream = Stream(saved, block_size)
     plan = stream.plan
+    level_feature = saved.config.level_feature
+    level = f"{LEVEL_FEATURES[level_feature]}, the features' {level_feature}"
     synth, state = synth_program(stream)
     arrays = io.BytesIO()
     np.savez(arrays, **{f"state_{i}": leaf for i, leaf in enumerate(state)})
@@ -85,7 +89,8 @@ def export_stablehlo(
         "frames_per_block": (
             "block i takes the frames j with i * block_size <= j * hop < (i + 1) * block_size"
         ),
-        "inputs": {"f0_hz": "Hz", "loudness_db": "dB (A-weighted, floor -80)"},
+        "level_feature": level_feature,
+        "inputs": {"f0_hz": "Hz", "loudness_db": f"dB ({level}, floor -80)"},
         "state": [{"shape": list(leaf.shape), "dtype": str(leaf.dtype)} for leaf in state],
         "statistics": saved.statistics,
     }

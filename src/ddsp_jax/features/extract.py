@@ -1,4 +1,5 @@
-"""The conditioning features of audio: CREPE f0 with confidence, and A-weighted loudness."""
+"""The conditioning features of audio: CREPE f0 with confidence, A-weighted loudness and
+power."""
 
 import functools
 import math
@@ -8,7 +9,7 @@ import jax
 import numpy as np
 import soxr
 
-from ddsp_jax.core.spectral import compute_loudness
+from ddsp_jax.core.spectral import compute_loudness, compute_power
 from ddsp_jax.core.validation import check_positive_int
 from ddsp_jax.defaults import FRAME_RATE
 from ddsp_jax.features.f0 import (
@@ -21,12 +22,40 @@ from ddsp_jax.features.f0 import (
 )
 
 LOUDNESS_N_FFT = 512  # magenta's data preparation (prepare_tfrecord) computes loudness so.
-FEATURE_NAMES = ("f0_hz", "f0_confidence", "loudness_db")
+FEATURE_NAMES = ("f0_hz", "f0_confidence", "loudness_db", "power_db")
+# What a model's level conditioning can be (``AutoencoderConfig.level_feature``), each in dB
+# with a floor of -80: A-weighted loudness, or frame power (magenta's ``F0PowerPreprocessor``).
+LEVEL_FEATURES = {"loudness_db": "A-weighted loudness", "power_db": "frame power"}
 
 
 @functools.partial(jax.jit, static_argnums=(1, 2, 3))
-def _loudness(audio: jax.Array, sample_rate: int, frame_rate: int, n_fft: int) -> jax.Array:
-    return compute_loudness(audio, sample_rate, frame_rate, n_fft)
+def _levels(
+    audio: jax.Array, sample_rate: int, frame_rate: int, n_fft: int
+) -> dict[str, jax.Array]:
+    """Loudness and power (``n_fft``-sample frames, both) of ``audio`` ``[batch, n]``."""
+    return {
+        "loudness_db": compute_loudness(audio, sample_rate, frame_rate, n_fft),
+        "power_db": compute_power(audio, sample_rate, frame_rate, n_fft),
+    }
+
+
+def level_conditioning(
+    features: dict[str, np.ndarray], level_feature: str
+) -> dict[str, np.ndarray]:
+    """``features`` with ``loudness_db`` replaced by ``level_feature``'s values: what a model
+    conditioned on that level reads wherever a loudness model reads loudness (its input,
+    note frames, statistics and automatic loudness shifts).
+
+    Raises:
+        ValueError: For a level that is not one of ``LEVEL_FEATURES`` or not in ``features``.
+    """
+    if level_feature not in LEVEL_FEATURES:
+        raise ValueError(
+            f"level_feature must be one of {', '.join(LEVEL_FEATURES)}, got {level_feature!r}."
+        )
+    if level_feature not in features:
+        raise ValueError(f"the features have no {level_feature} (only {', '.join(features)}).")
+    return {**features, "loudness_db": features[level_feature]}
 
 
 def compute_features(
@@ -37,21 +66,22 @@ def compute_features(
     loudness_n_fft: int = LOUDNESS_N_FFT,
     f0_rate: int | None = None,
 ) -> dict[str, np.ndarray]:
-    """f0 (Hz), its confidence in [0, 1] and loudness (dB) of ``audio`` ``[batch, n_samples]``.
+    """f0 (Hz), its confidence in [0, 1], loudness and power (dB) of ``audio`` ``[batch,
+    n_samples]``.
 
     Frames are centred (frame ``i`` at ``i / frame_rate`` s), so there are
     ``1 + n_samples * frame_rate // sample_rate`` of them; f0 by CREPE (``f0_model``: ``"tiny"``
-    or ``"full"``; None: loudness only) with Viterbi decoding, loudness by
-    ``compute_loudness``. ``f0_rate``: frames per second CREPE runs at, interpolated to
-    ``frame_rate`` (``compute_f0``'s ``network_rate``; None: ``frame_rate``).
+    or ``"full"``; None: levels only) with Viterbi decoding, loudness by
+    ``compute_loudness`` and power by ``compute_power``, both over ``loudness_n_fft``-sample
+    frames. ``f0_rate``: frames per second CREPE runs at, interpolated to ``frame_rate``
+    (``compute_f0``'s ``network_rate``; None: ``frame_rate``).
 
     Returns:
-        ``{"f0_hz", "f0_confidence", "loudness_db"}``, each ``[batch, n_frames]`` float32.
+        ``{"f0_hz", "f0_confidence", "loudness_db", "power_db"}``, each ``[batch, n_frames]``
+        float32.
     """
-    loudness = np.asarray(
-        _loudness(np.asarray(audio, np.float32), sample_rate, frame_rate, loudness_n_fft)
-    )
-    features = {"loudness_db": loudness.astype(np.float32)}
+    levels = _levels(np.asarray(audio, np.float32), sample_rate, frame_rate, loudness_n_fft)
+    features = {name: np.asarray(values, np.float32) for name, values in levels.items()}
     if f0_model is not None:
         f0_hz, confidence = compute_f0(
             audio, sample_rate, frame_rate, capacity=f0_model, network_rate=f0_rate
@@ -92,14 +122,14 @@ def features_in_chunks(
         sample_rate: Samples per second (Hz).
         n_frames: Frames to compute (frame ``i`` centred at ``i / frame_rate`` s).
         frame_rate: Frames per second (Hz).
-        f0_model: ``"tiny"`` or ``"full"`` CREPE; None: loudness only.
-        loudness_n_fft: The loudness window (samples).
+        f0_model: ``"tiny"`` or ``"full"`` CREPE; None: levels only.
+        loudness_n_fft: The loudness and power window (samples).
         chunk_frames: Frames computed at a time (rounded up to whole samples per chunk).
         progress: Called with the number of frames each chunk adds.
 
     Returns:
-        ``{"f0_hz", "f0_confidence", "loudness_db"}`` (only ``loudness_db`` without an f0
-        model), each ``[n_frames]`` float32.
+        ``{"f0_hz", "f0_confidence", "loudness_db", "power_db"}`` (only the levels without an
+        f0 model), each ``[n_frames]`` float32.
     """
     for name, value in (
         ("n_frames", n_frames),
@@ -129,7 +159,7 @@ def features_in_chunks(
     buffer, start = np.zeros(sample(margin), np.float32), -sample(margin)
     crepe = None if f0_model is None else load_crepe(f0_model)
     decoder = ViterbiDecoder()
-    parts: dict[str, list[np.ndarray]] = {"f0_hz": [], "f0_confidence": [], "loudness_db": []}
+    parts: dict[str, list[np.ndarray]] = {name: [] for name in FEATURE_NAMES}
     for first in range(0, n_frames, chunk_frames):
         count = min(chunk_frames, n_frames - first)
         begin = sample(first - margin)
@@ -151,8 +181,8 @@ def features_in_chunks(
             sample(first + count - margin),
         )
         kept = slice(margin, margin + count)
-        loudness = _loudness(piece[None], sample_rate, frame_rate, loudness_n_fft)
-        parts["loudness_db"].append(np.asarray(loudness)[0, kept])
+        for name, values in _levels(piece[None], sample_rate, frame_rate, loudness_n_fft).items():
+            parts[name].append(np.asarray(values)[0, kept])
         if crepe is not None:
             if sample_rate != MODEL_SAMPLE_RATE:
                 piece = soxr.resample(piece, sample_rate, MODEL_SAMPLE_RATE, "HQ")

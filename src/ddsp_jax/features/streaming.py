@@ -1,4 +1,4 @@
-"""Features of audio that arrives block by block: CREPE f0 and confidence, and loudness.
+"""Features of audio that arrives block by block: CREPE f0 and confidence, loudness and power.
 
 A frame's features need the audio around it: frame ``j`` is centred on sample ``j * hop``
 (as ``compute_features``), so its CREPE window ends ``FRAME_SIZE // 2`` = 512 samples and its
@@ -6,8 +6,8 @@ loudness window ``loudness_n_fft // 2`` = 256 samples after it. ``StreamingFeatu
 frame as soon as its windows are complete, so its ``latency`` is 512 samples (32 ms at
 16 kHz) with f0 and 256 without. The f0 of a frame is decoded on its own (CREPE's argmax and
 local average), not by Viterbi, which needs the frames after it; otherwise the numbers are
-the offline ones (``compute_f0(..., viterbi=False)`` and ``compute_loudness``), the audio
-before the first sample being zeros as there.
+the offline ones (``compute_f0(..., viterbi=False)``, ``compute_loudness`` and
+``compute_power``), the audio before the first sample being zeros as there.
 """
 
 from typing import Any
@@ -16,7 +16,7 @@ import jax
 import numpy as np
 from flax import nnx
 
-from ddsp_jax.core.spectral import compute_loudness
+from ddsp_jax.core.spectral import compute_loudness, compute_power
 from ddsp_jax.defaults import FRAME_RATE
 from ddsp_jax.features.extract import LOUDNESS_N_FFT
 from ddsp_jax.features.f0 import FRAME_SIZE, MODEL_SAMPLE_RATE, _decode, load_crepe
@@ -85,10 +85,11 @@ class StreamingFeatures:
         ``audio`` ``[capacity]``."""
         hop, count = self.hop, self.max_frames
         start = self.latency - self.loudness_n_fft // 2
-        loudness = compute_loudness(
-            audio[start:], MODEL_SAMPLE_RATE, self.frame_rate, self.loudness_n_fft, padding="valid"
-        )[:count]
-        features = {"loudness_db": loudness}
+        window = audio[start:], MODEL_SAMPLE_RATE, self.frame_rate, self.loudness_n_fft
+        features = {
+            "loudness_db": compute_loudness(*window, padding="valid")[:count],
+            "power_db": compute_power(*window, padding="valid")[:count],
+        }
         if self._crepe is not None:
             graphdef, tree, _ = self._crepe
             crepe = nnx.merge(graphdef, jax.tree.unflatten(tree, leaves))
@@ -105,7 +106,8 @@ class StreamingFeatures:
             audio: ``[block_size]`` at 16 kHz.
 
         Returns:
-            ``loudness_db`` and, with an f0 model, ``f0_hz`` and ``f0_confidence``, each
+            ``loudness_db``, ``power_db`` and, with an f0 model, ``f0_hz`` and
+            ``f0_confidence``, each
             ``[n]`` for the ``n`` frames completed (``block_size / hop`` on average).
         """
         audio = np.asarray(audio, np.float32)

@@ -2,6 +2,7 @@
 processor graph → audio."""
 
 import dataclasses
+from typing import Literal
 
 import jax
 import jax.numpy as jnp
@@ -49,14 +50,24 @@ class AutoencoderConfig:
     The synthesis is the standard graph of ``synth`` or, when ``graph`` declares one, that
     graph (``processors.declared``), whose nodes read the decoder's outputs by name; ``synth``
     then gives only the sample rate and the output length.
+
+    ``level_feature`` is the level the decoder is conditioned on: ``loudness_db`` (A-weighted
+    loudness, the paper's) or ``power_db`` (frame power, magenta's ``F0PowerPreprocessor``).
+    The model's ``loudness_db`` input carries that feature's values; the feature pipelines
+    fill it (``features.level_conditioning``), scaled alike (``preprocess``).
     """
 
     decoder: RnnFcDecoderConfig = dataclasses.field(default_factory=RnnFcDecoderConfig)
     synth: ProcessorGraphConfig = dataclasses.field(default_factory=ProcessorGraphConfig)
     encoder: MfccEncoderConfig | None = None
     graph: GraphConfig | None = None
+    level_feature: Literal["loudness_db", "power_db"] = "loudness_db"
 
     def __post_init__(self) -> None:
+        if self.level_feature not in ("loudness_db", "power_db"):
+            raise ValueError(
+                f"level_feature must be loudness_db or power_db, got {self.level_feature!r}."
+            )
         splits = dict(self.decoder.output_splits)
         if self.graph is not None:
             check_graph(self.graph, self.synth.sample_rate, self.synth.n_samples, splits)

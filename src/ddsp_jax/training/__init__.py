@@ -1,4 +1,5 @@
-"""Training: configuration, examples, the train loop, checkpoints, evaluation and export."""
+"""Training: configuration, examples, the train loop (on one device or a device mesh),
+checkpoints, evaluation and export."""
 
 from ddsp_jax.training.budget import fit_to_budget, scaled_schedule
 from ddsp_jax.training.checkpoints import Checkpoints, restore_model
@@ -7,11 +8,13 @@ from ddsp_jax.training.evaluate import evaluate_model
 from ddsp_jax.training.export import export_model, load_model_or_run, model_of_run
 from ddsp_jax.training.finetune import freeze, initialize_from
 from ddsp_jax.training.metrics import read_metrics
+from ddsp_jax.training.parallel import DataParallel, initialize_distributed
 from ddsp_jax.training.trainer import Trainer, TrainingError
 
 __all__ = [
     "PRESETS",
     "Checkpoints",
+    "DataParallel",
     "InitConfig",
     "TrainConfig",
     "Trainer",
@@ -20,6 +23,7 @@ __all__ = [
     "export_model",
     "fit_to_budget",
     "freeze",
+    "initialize_distributed",
     "initialize_from",
     "load_model_or_run",
     "model_of_run",

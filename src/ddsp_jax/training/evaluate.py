@@ -19,13 +19,14 @@ from tqdm import tqdm
 
 from ddsp_jax import plots
 from ddsp_jax.data.dataset import PreparedDataset
-from ddsp_jax.features.extract import compute_features
+from ddsp_jax.features.extract import compute_features, level_conditioning
 from ddsp_jax.features.notes import CONFIDENT
 from ddsp_jax.models.autoencoder import Autoencoder, render
 from ddsp_jax.models.saved import SavedModel
 from ddsp_jax.serialization import from_dict
 from ddsp_jax.training.config import TrainConfig
 from ddsp_jax.training.metrics import write_summary
+from ddsp_jax.training.parallel import is_main_process
 from ddsp_jax.training.trainer import example_spectral_losses, initialize_model
 
 OUTLIER_CENTS = 1200.0  # magenta's OUTLIER_MIDI_THRESH: 12 semitones.
@@ -112,7 +113,7 @@ def resynthesis_metrics(
     features = compute_features(audio, synth.sample_rate, config.frame_rate, f0_model)
     per_example = [
         example_metrics(
-            {k: original[k][i] for k in features},
+            {k: original[k][i] for k in features if k in original},
             {k: v[i, :n_frames] for k, v in features.items()},
         )
         for i in range(len(audio))
@@ -145,7 +146,7 @@ class HeldOutEvaluation:
         n_frames = audio.shape[1] * config.frame_rate // synth.sample_rate
         original = {k: v[:, :n_frames] for k, v in self._original.items()}
         summary, _ = resynthesis_metrics(config, audio, original, config.eval_f0_model)
-        if config.eval_summaries:
+        if config.eval_summaries and is_main_process():
             self._summarize(trainer, audio, original)
         metrics = {"eval_loss": float(np.mean(losses))}
         for name, value in summary.items():
@@ -215,11 +216,14 @@ def evaluate_model(
     index = dataset.index("eval")[:max_examples]
     if len(index) == 0:
         raise ValueError(f"{data}: no eval examples (prepare it with --eval-fraction > 0).")
-    examples = dataset.read(index)
+    level = config.model.level_feature
+    names = dict.fromkeys(("audio", "f0_hz", "f0_confidence", "loudness_db", level))
+    examples = dataset.read(index, list(names))
+    conditioning = level_conditioning(examples, level)
     f0_model = f0_model or dataset.config.f0_model
-    audio = resynthesize_batches(saved.model, examples, batch_size)
+    audio = resynthesize_batches(saved.model, conditioning, batch_size)
     untrained = nnx.merge(*initialize_model(config, Autoencoder))
-    untrained_audio = resynthesize_batches(untrained, examples, batch_size)
+    untrained_audio = resynthesize_batches(untrained, conditioning, batch_size)
 
     def losses(resynthesis: np.ndarray) -> np.ndarray:
         return np.asarray(_losses(config.loss, synth.sample_rate, examples["audio"], resynthesis))

@@ -4,11 +4,14 @@ NSynth (prepared on first use) or an ``.npz``, served by a checkpointable source
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
+import jax
 import numpy as np
 
+from ddsp_jax.core.spectral import compute_power
 from ddsp_jax.data.dataset import DATASET_FILE, PrepareConfig, PreparedDataset, split_columns
 from ddsp_jax.data.preparation import NSYNTH_PREFIX, prepare
 from ddsp_jax.data.procedural import render_notes
+from ddsp_jax.features.extract import LOUDNESS_N_FFT
 
 if TYPE_CHECKING:
     from ddsp_jax.training.config import TrainConfig
@@ -34,12 +37,23 @@ class ExampleSource:
     restored source continues exactly where a checkpoint left it. Arrays stay on the host
     (NumPy arrays, or a prepared dataset's ``Column``s read from disk batch by batch); only
     batches go to the device.
+
+    With ``share`` ``(start, stop)``, ``next_batch`` reads and returns only those rows of each
+    batch (one process's part of a batch split over several hosts); the order and the
+    position stay those of the whole batch, so they do not depend on the split.
     """
 
-    def __init__(self, examples: Examples, batch_size: int, seed: int) -> None:
+    def __init__(
+        self,
+        examples: Examples,
+        batch_size: int,
+        seed: int,
+        share: tuple[int, int] | None = None,
+    ) -> None:
         self.examples = examples
         self.batch_size = batch_size
         self.seed = seed
+        self.share = (0, batch_size) if share is None else share
         self.size = len(next(iter(examples.values())))
         self.epoch = 0
         self.position = 0
@@ -56,7 +70,8 @@ class ExampleSource:
         self.epoch, self.position = int(state["epoch"]), int(state["position"])
 
     def next_batch(self) -> Examples:
-        """The next ``batch_size`` examples (crossing into the next epoch when needed)."""
+        """The next ``batch_size`` examples (crossing into the next epoch when needed), or
+        the rows of them in ``share``."""
         indices = []
         while len(indices) < self.batch_size:
             order = self._order(self.epoch)
@@ -65,6 +80,7 @@ class ExampleSource:
             self.position += len(take)
             if self.position >= self.size:
                 self.epoch, self.position = self.epoch + 1, 0
+        indices = indices[self.share[0] : self.share[1]]
         return {name: array[indices] for name, array in self.examples.items()}
 
 
@@ -147,10 +163,30 @@ def procedural_examples(
     return train, test
 
 
+def level_conditioned(examples: Examples, config: "TrainConfig") -> Examples:
+    """In-memory ``examples`` whose ``loudness_db`` is the model's level conditioning
+    (``model.level_feature``): unchanged for loudness; for power, ``compute_power`` of their
+    audio (as magenta's ``F0PowerPreprocessor`` computes it when the data has none)."""
+    if config.model.level_feature == "loudness_db":
+        return examples
+    synth, n_frames = config.model.synth, config.n_frames
+    power = jax.jit(compute_power, static_argnums=(1, 2, 3))
+    levels = [
+        np.asarray(
+            power(
+                examples["audio"][i : i + 64], synth.sample_rate, config.frame_rate, LOUDNESS_N_FFT
+            )
+        )[:, :n_frames]
+        for i in range(0, len(examples["audio"]), 64)
+    ]
+    return {**examples, "loudness_db": np.concatenate(levels).astype(np.float32)}
+
+
 def procedural_split(config: "TrainConfig") -> tuple[Examples, Examples]:
-    """The training and held-out procedural notes that ``config.data`` describes."""
+    """The training and held-out procedural notes that ``config.data`` describes, with the
+    model's level conditioning (``level_conditioned``)."""
     data, synth = config.data, config.model.synth
-    return procedural_examples(
+    train, test = procedural_examples(
         data.n_train,
         data.n_test,
         config.seed,
@@ -159,18 +195,26 @@ def procedural_split(config: "TrainConfig") -> tuple[Examples, Examples]:
         config.frame_rate,
         data.n_instruments,
     )
+    return level_conditioned(train, config), level_conditioned(test, config)
 
 
-def batch_source(examples: Examples, batch_size: int, seed: int, engine: str) -> BatchSource:
-    """The training batches of ``engine``: ``ExampleSource`` for ``"jax"``, a datarax
-    ``Pipeline`` over a ``MemorySource`` for ``"datarax"`` (which holds the examples in
-    memory, so a prepared dataset is read whole)."""
+def batch_source(
+    examples: Examples,
+    batch_size: int,
+    seed: int,
+    engine: str,
+    share: tuple[int, int] | None = None,
+) -> BatchSource:
+    """The training batches of ``engine``: ``ExampleSource`` for ``"jax"`` (reading only the
+    rows ``share`` of each batch, when given), a datarax ``Pipeline`` over a ``MemorySource``
+    for ``"datarax"`` (which holds the examples in memory, so a prepared dataset is read
+    whole)."""
     if engine == "datarax":
         from ddsp_jax.integrations.datarax import PipelineSource
 
         in_memory = {k: np.asarray(v[np.arange(len(v))]) for k, v in examples.items()}
         return PipelineSource(in_memory, batch_size, seed)
-    return ExampleSource(examples, batch_size, seed)
+    return ExampleSource(examples, batch_size, seed, share)
 
 
 MAX_EVAL_EXAMPLES = 64  # Held-out examples of a prepared dataset scored after training.
@@ -222,8 +266,14 @@ def load_training_data(config: "TrainConfig", run_dir: str | Path) -> TrainingDa
     if (Path(source) / DATASET_FILE).exists() or Path(source).is_dir():
         dataset = PreparedDataset(source)
         dataset.check_matches(synth.sample_rate, synth.n_samples, config.frame_rate)
-        names = list(REQUIRED_KEYS)
-        train = split_columns(dataset, "train", names)
+        level = config.model.level_feature
+        names = ["audio", "f0_hz", level]
+        columns = split_columns(dataset, "train", names)
+        train = {
+            "audio": columns["audio"],
+            "f0_hz": columns["f0_hz"],
+            "loudness_db": columns[level],
+        }
         eval_index = dataset.index("eval")[:MAX_EVAL_EXAMPLES]
         held_out = "held-out"
         if len(eval_index) == 0:
@@ -231,12 +281,13 @@ def load_training_data(config: "TrainConfig", run_dir: str | Path) -> TrainingDa
         if len(train["audio"]) == 0:
             raise ValueError(f"{source}: no training examples (all went to eval).")
         test = dataset.read(eval_index, names)
+        test["loudness_db"] = test.pop(level)
         return TrainingData(
             train,
             test,
             f"{source}: {len(train['audio'])} training examples, loss on {len(eval_index)} "
             f"{held_out} examples",
         )
-    examples = load_npz(source, synth.n_samples, config.n_frames)
+    examples = level_conditioned(load_npz(source, synth.n_samples, config.n_frames), config)
     train, test = split(examples, data.test_fraction, config.seed)
     return TrainingData(train, test, f"{source}: {len(train['audio'])} training examples")

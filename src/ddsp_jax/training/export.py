@@ -8,32 +8,41 @@ from typing import Any
 import numpy as np
 
 from ddsp_jax.data.dataset import DATASET_FILE, PreparedDataset
-from ddsp_jax.data.preparation import NSYNTH_PREFIX
+from ddsp_jax.data.preparation import NSYNTH_PREFIX, dataset_statistics
 from ddsp_jax.features.notes import feature_statistics
 from ddsp_jax.models.autoencoder import Autoencoder
 from ddsp_jax.models.saved import MODEL_FILE, ModelError, SavedModel, load_model, save_model
 from ddsp_jax.serialization import from_dict, to_dict
 from ddsp_jax.training.checkpoints import restore_model
 from ddsp_jax.training.config import CONFIG_FILE, TrainConfig
-from ddsp_jax.training.examples import load_npz, nsynth_dataset_dir, procedural_split
+from ddsp_jax.training.examples import (
+    level_conditioned,
+    load_npz,
+    nsynth_dataset_dir,
+    procedural_split,
+)
 
 
 def training_statistics(config: TrainConfig, run_dir: str | Path) -> dict[str, Any]:
     """``feature_statistics`` of a run's training data: a prepared dataset's own (also for
     ``nsynth:`` data, prepared inside the run), or computed from procedural notes or an
-    ``.npz`` (whose f0 counts as confident throughout); plus ``f0_model``, the CREPE that
+    ``.npz`` (whose f0 counts as confident throughout), the model's level feature in
+    loudness's place (``model.level_feature``); plus ``f0_model``, the CREPE that
     made the training f0 (None when it was not CREPE)."""
     data, synth = config.data, config.model.synth
     source = data.source
     if source.startswith(NSYNTH_PREFIX):
         source = str(nsynth_dataset_dir(run_dir))
+    level = config.model.level_feature
     if (Path(source) / DATASET_FILE).exists():
         dataset = PreparedDataset(source)
-        return {**dataset.info["statistics"], "f0_model": dataset.config.f0_model}
+        key = "statistics" if level == "loudness_db" else "power_statistics"
+        statistics = dataset.info.get(key) or dataset_statistics(dataset, level)
+        return {**statistics, "f0_model": dataset.config.f0_model}
     if source == "procedural":
         examples, _ = procedural_split(config)
     else:
-        examples = load_npz(source, synth.n_samples, config.n_frames)
+        examples = level_conditioned(load_npz(source, synth.n_samples, config.n_frames), config)
     f0_hz = examples["f0_hz"]
     statistics = feature_statistics(f0_hz, np.ones_like(f0_hz), examples["loudness_db"])
     return {**statistics, "f0_model": None}

@@ -24,14 +24,20 @@ class MetricsLog:
 
     Opening the log at ``step`` drops records logged after it: a killed run may have logged
     past its last checkpoint, and the resumed run logs those steps again. TensorBoard is told
-    the same (``purge_step``), so its curves show no duplicates either.
+    the same (``purge_step``), so its curves show no duplicates either. With ``enabled``
+    False (a process other than the first of a multi-host run) it writes nothing.
     """
 
-    def __init__(self, run_dir: str | Path, step: int, tensorboard: bool = True) -> None:
+    def __init__(
+        self, run_dir: str | Path, step: int, tensorboard: bool = True, enabled: bool = True
+    ) -> None:
         self.path = Path(run_dir) / METRICS_FILE
+        self._file = None
+        self._writer = None
+        if not enabled:
+            return
         _truncate(self.path, step)
         self._file = self.path.open("a")
-        self._writer = None
         if tensorboard and tensorboard_available():
             from tensorboardX import SummaryWriter
 
@@ -47,6 +53,8 @@ class MetricsLog:
     def write(self, record: dict[str, Any]) -> None:
         """Log ``record`` (it must have ``step``; its numeric values but ``time``, the Unix
         time, become TensorBoard scalars)."""
+        if self._file is None:
+            return
         self._file.write(json.dumps(record) + "\n")
         self._file.flush()
         if self._writer is not None:
@@ -59,7 +67,8 @@ class MetricsLog:
                     self._writer.add_scalar(name, value, record["step"])
 
     def close(self) -> None:
-        self._file.close()
+        if self._file is not None:
+            self._file.close()
         if self._writer is not None:
             self._writer.close()
 

@@ -27,6 +27,7 @@ from ddsp_jax.training.examples import BatchSource, Examples, nsynth_dataset_dir
 from ddsp_jax.training.finetune import load_initial_state, run_optimizer
 from ddsp_jax.training.metrics import MetricsLog
 from ddsp_jax.training.optimizer import learning_rate
+from ddsp_jax.training.parallel import DataParallel, is_main_process
 from ddsp_jax.training.program_cache import cached_jit
 
 # Settings a resumed run may change: none alters the result of a step.
@@ -116,9 +117,10 @@ def _train_step(
     """One optimisation step at ``learning_rate``; a non-finite loss or gradient leaves the
     state unchanged.
 
-    With ``micro_batches`` > 1 the batch is split along its first axis and the loss and
-    gradients of the parts are averaged in a ``lax.scan`` (one part's activations alive at
-    a time); each part draws its noise from the step's key folded with its index.
+    With ``micro_batches`` > 1 the batch is split into that many parts (every m-th example)
+    and the loss and gradients of the parts are averaged in a ``lax.scan`` (one part's
+    activations alive at a time); each part draws its noise from the step's key folded with
+    its index.
     """
 
     def loss_fn(params: nnx.State, batch: dict[str, jax.Array], key: jax.Array) -> jax.Array:
@@ -130,7 +132,11 @@ def _train_step(
     if micro_batches == 1:
         loss, grads = jax.value_and_grad(loss_fn)(params, batch, key)
     else:
-        parts = jax.tree.map(lambda x: x.reshape(micro_batches, -1, *x.shape[1:]), batch)
+        # Micro-batch k holds examples k, k + m, k + 2m, ...: each device's share of a batch
+        # split over a mesh splits alike, so no example leaves its device.
+        parts = jax.tree.map(
+            lambda x: x.reshape(-1, micro_batches, *x.shape[1:]).swapaxes(0, 1), batch
+        )
 
         def accumulate(total: Any, part: tuple[jax.Array, dict[str, jax.Array]]) -> Any:
             index, micro_batch = part
@@ -211,34 +217,56 @@ def initialize_model(
 
 
 class Trainer:
-    """Owns the model, optimizer state, data position and run folder of one training run."""
+    """Owns the model, optimizer state, data position and run folder of one training run.
 
-    def __init__(self, config: TrainConfig, run_dir: str | Path) -> None:
+    With ``parallel`` (a device mesh, ``training.parallel``) the state is replicated on its
+    devices and each batch split over them; only process 0 writes the run folder's files.
+    """
+
+    def __init__(
+        self, config: TrainConfig, run_dir: str | Path, parallel: DataParallel | None = None
+    ) -> None:
         self.config = config
         self.run_dir = Path(run_dir)
+        self.parallel = parallel
+        if parallel is not None:
+            if config.engine != "jax":
+                raise ValueError(f"--devices trains with engine jax, not {config.engine}.")
+            parallel.check_batch(config.batch_size, config.micro_batches)
         self.graphdef, self.params, self.rest = initialize_model(config)
         self.params, self.rest = load_initial_state(config, self.params, self.rest)
         self.transform = run_optimizer(config)
         self.opt_state = jax.jit(self.transform.init)(self.params)  # One program, not one per leaf.
         self.step = 0
-        self.train_step = cached_jit(
-            functools.partial(
-                _train_step,
-                self.graphdef,
-                self.transform,
-                config.loss,
-                config.model.synth.sample_rate,
-                config.seed,
-                config.micro_batches,
-            ),
-            name="train_step",
-            settings=step_settings(config),
-            output_like=_train_step_outputs,
-            donate_argnums=(0, 2),
+        step = functools.partial(
+            _train_step,
+            self.graphdef,
+            self.transform,
+            config.loss,
+            config.model.synth.sample_rate,
+            config.seed,
+            config.micro_batches,
         )
-        self.evaluate_batch = jax.jit(
-            functools.partial(_evaluate, self.graphdef, config.loss, config.model.synth.sample_rate)
+        evaluate = functools.partial(
+            _evaluate, self.graphdef, config.loss, config.model.synth.sample_rate
         )
+        if parallel is None:
+            self.train_step = cached_jit(
+                step,
+                name="train_step",
+                settings=step_settings(config),
+                output_like=_train_step_outputs,
+                donate_argnums=(0, 2),
+            )
+            self.evaluate_batch = jax.jit(evaluate)
+        else:
+            self.params, self.rest, self.opt_state = parallel.replicate(
+                (self.params, self.rest, self.opt_state)
+            )
+            self.train_step = jax.jit(
+                step, out_shardings=parallel.replicated, donate_argnums=(0, 2)
+            )
+            self.evaluate_batch = jax.jit(evaluate, out_shardings=parallel.replicated)
         self._checkpoints: Checkpoints | None = None
         # The signal that stopped the last ``fit`` early (its checkpoint saved), or None.
         self.stopped_by: int | None = None
@@ -289,7 +317,8 @@ class Trainer:
         """Check the run folder (``check_folder``) and write the run's ``config.json``."""
         self.check_folder(resume)
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        write_json(self.run_dir / CONFIG_FILE, to_dict(self.config), indent=2)
+        if is_main_process():
+            write_json(self.run_dir / CONFIG_FILE, to_dict(self.config), indent=2)
 
     def reschedule(self, config: TrainConfig) -> None:
         """Train with ``config`` from now on: another length, schedule, checkpointing or
@@ -312,8 +341,19 @@ class Trainer:
         return self.train_step(params, self.rest, opt_state, batch, np.int32(step), rate)
 
     def model(self) -> Autoencoder:
-        """The current model (a fresh module sharing nothing with the training state)."""
-        return nnx.merge(self.graphdef, self.params, self.rest)
+        """The current model (a fresh module sharing nothing with the training state; on
+        this process's host when the state is spread over a mesh)."""
+        return nnx.merge(self.graphdef, *self._on_host((self.params, self.rest)))
+
+    def _on_host(self, tree: Any) -> Any:
+        """``tree`` as this process can read it: the replicated arrays' local copies."""
+        return tree if self.parallel is None else self.parallel.to_host(tree)
+
+    def _batch(self, examples: Examples) -> dict[str, jax.Array]:
+        """A batch on the devices: split over the mesh, or on the default device."""
+        if self.parallel is None:
+            return {k: jnp.asarray(v) for k, v in examples.items()}
+        return self.parallel.shard_batch(examples)
 
     def save(self, source: BatchSource) -> None:
         state = {"params": self.params, "rest": self.rest, "opt_state": self.opt_state}
@@ -391,19 +431,21 @@ class Trainer:
         self.stopped_by = None
         self.out_of_time = False
         with (
-            MetricsLog(self.run_dir, self.step, self.config.tensorboard) as log,
+            MetricsLog(
+                self.run_dir, self.step, self.config.tensorboard, enabled=is_main_process()
+            ) as log,
             _stop_requests() as stop_requests,
         ):
             while self.step < until_step and not stop_requests:
                 if deadline is not None and time.monotonic() >= deadline:
                     self.out_of_time = True
                     break
-                batch = {k: jnp.asarray(v) for k, v in source.next_batch().items()}
+                batch = self._batch(source.next_batch())
                 learning_rate = self.learning_rate()
                 self.params, self.opt_state, out = self.run_step(
                     self.params, self.opt_state, batch, self.step
                 )
-                out = jax.device_get(out)
+                out = jax.device_get(self._on_host(out))
                 loss, grad_norm, finite = (float(out[k]) for k in ("loss", "grad_norm", "finite"))
                 now = time.perf_counter()
                 record = {
@@ -464,8 +506,11 @@ class Trainer:
         audio, losses = [], []
         for start in range(0, n, size):
             index = np.arange(start, start + size) % n
-            batch = {k: jnp.asarray(v[index]) for k, v in examples.items()}
-            batch_audio, batch_losses = self.evaluate_batch(self.params, self.rest, batch)
+            batch = {k: np.asarray(v[index]) for k, v in examples.items()}
+            if self.parallel is not None:
+                batch = self.parallel.replicate(batch)  # Every process holds the examples.
+            outputs = self.evaluate_batch(self.params, self.rest, batch)
+            batch_audio, batch_losses = self._on_host(outputs)
             keep = min(size, n - start)
             audio.append(np.asarray(batch_audio)[:keep])
             losses.append(np.asarray(batch_losses)[:keep])

@@ -11,7 +11,7 @@ import soundfile as sf
 from conftest import tone
 from crepe import needs_weights
 from ddsp_jax.data import PrepareConfig, prepare
-from ddsp_jax.data.beam import _shard
+from ddsp_jax.data.beam import _features, _load, _write
 from ddsp_jax.data.dataset import SHARD_DIR, SHARD_FILE, PreparedDataset, write_shard
 from ddsp_jax.data.preparation import file_unit
 
@@ -71,10 +71,15 @@ def test_the_beam_pipeline_writes_the_local_preparations_dataset(tmp_path):
 def test_a_unit_written_twice_is_one_shard(tmp_path):
     small_folder(tmp_path / "in")
     unit = file_unit(tmp_path / "in" / "tone0.wav", SHORT)
-    first = _shard(((0, 0), unit), SHORT, str(tmp_path / "out"))
+    out = str(tmp_path / "out")
+
+    def bundle() -> tuple:
+        return _write(_features(_load(((0, 0), unit), out), SHORT), out)
+
+    first = bundle()
     directory = tmp_path / "out" / SHARD_DIR / unit.key
     before = {p.name: p.stat().st_mtime_ns for p in directory.iterdir()}
-    second = _shard(((0, 0), unit), SHORT, str(tmp_path / "out"))  # A retried bundle.
+    second = bundle()  # A retried bundle.
     assert first == second
     assert {p.name: p.stat().st_mtime_ns for p in directory.iterdir()} == before
     arrays = {name: np.load(directory / f"{name}.npy") for name in ("audio", "f0_hz")}

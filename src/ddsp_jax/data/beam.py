@@ -55,18 +55,35 @@ def _units(item: tuple[int, str, str], config: PrepareConfig) -> Iterator[tuple[
             yield (1, position, group), unit
 
 
-def _shard(element: tuple[tuple, Unit], config: PrepareConfig, out: str) -> Result:
-    """Write (or find written) one unit's shard."""
+def _load(element: tuple[tuple, Unit], out: str) -> Result:
+    """Decode, resample and chunk one unit: ``(order, "loaded", unit, its chunks)``, or its
+    result when its shard is already written or the input is unusable."""
     order, unit = element
-    directory = Path(out) / SHARD_DIR / unit.key
-    if (directory / SHARD_FILE).exists():
-        return order, "shard", unit.key, json.loads((directory / SHARD_FILE).read_text())
+    shard = Path(out) / SHARD_DIR / unit.key / SHARD_FILE
+    if shard.exists():
+        return order, "shard", unit.key, json.loads(shard.read_text())
     try:
-        loaded = unit.load()
+        return order, "loaded", unit, unit.load()
     except UnusableInputError as reason:
         return order, "skipped", {"input": unit.name, "reason": str(reason)}, None
-    arrays, info = shard_contents(unit, loaded, config)
-    write_shard(directory, arrays, info)
+
+
+def _features(element: Result, config: PrepareConfig) -> Result:
+    """f0, loudness and power of a loaded unit's chunks, windowed into examples:
+    ``(order, "examples", unit, (arrays, shard.json))``; other results pass."""
+    order, kind, unit, loaded = element
+    if kind != "loaded":
+        return element
+    return order, "examples", unit, shard_contents(unit, loaded, config)
+
+
+def _write(element: Result, out: str) -> Result:
+    """Write a unit's examples as its shard; other results pass."""
+    order, kind, unit, contents = element
+    if kind != "examples":
+        return element
+    arrays, info = contents
+    write_shard(Path(out) / SHARD_DIR / unit.key, arrays, info)
     return order, "shard", unit.key, json.loads(json.dumps(info))  # As shard.json reads.
 
 
@@ -131,7 +148,9 @@ def prepare_with_beam(
             | "List inputs" >> beam.Create(listed)
             | "Units" >> beam.FlatMap(_units, config)
             | "Spread units" >> beam.Reshuffle()
-            | "Shards" >> beam.Map(_shard, config, str(out))
+            | "Decode, resample, chunk" >> beam.Map(_load, str(out))
+            | "f0 and levels" >> beam.Map(_features, config)
+            | "Write shards" >> beam.Map(_write, str(out))
             | "All shards" >> beam.combiners.ToList()
             | "dataset.json" >> beam.Map(_finish, config, str(out))
         )

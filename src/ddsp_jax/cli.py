@@ -1030,6 +1030,54 @@ def _live(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     return 0
 
 
+def _app_command(commands: Any) -> None:
+    """``ddsp app``: timbre transfer in the browser."""
+    app = commands.add_parser(
+        "app", help="timbre transfer in the browser: a local web page (the app extra)"
+    )
+    app.add_argument(
+        "--models",
+        help="a folder of model folders to offer (default: the instruments that come with the "
+        "package)",
+    )
+    app.add_argument("--port", type=int, default=7860)
+    app.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="the address to listen on (default: this machine only; 0.0.0.0 serves the network)",
+    )
+    app.add_argument("--max-seconds", type=float, default=300.0, help="longest audio accepted")
+    app.add_argument("--max-upload-mb", type=float, default=50.0, help="largest upload accepted")
+    app.set_defaults(handler=_app)
+
+
+def _app(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    if args.max_seconds <= 0 or args.max_upload_mb <= 0:
+        parser.error("--max-seconds and --max-upload-mb must be positive.")
+    if args.models is not None and not Path(args.models).is_dir():
+        print(f"ddsp app: error: --models {args.models}: not a folder.", file=sys.stderr)
+        return 1
+    try:
+        import uvicorn
+
+        from ddsp_jax.app import AppConfig, create_app
+    except ImportError:
+        print("ddsp app: error: it needs its extra: pip install 'ddsp-jax[app]'.", file=sys.stderr)
+        return 1
+    config = AppConfig(
+        models=None if args.models is None else Path(args.models),
+        max_upload_bytes=round(args.max_upload_mb * 1024 * 1024),
+        max_seconds=args.max_seconds,
+    )
+    app = create_app(config)
+    if not app.state.transfers.models:
+        print(f"ddsp app: error: no model folders in {args.models}.", file=sys.stderr)
+        return 1
+    print(f"ddsp app: open http://{args.host}:{args.port}/ (Ctrl-C stops it).")
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
 def _models_command(commands: Any) -> None:
     """``ddsp models``: the instruments that come with the package."""
     models = commands.add_parser(
@@ -1276,6 +1324,7 @@ COMMANDS = (
     _models_command,
     _transfer_command,
     _live_command,
+    _app_command,
     _bench_command,
 )
 

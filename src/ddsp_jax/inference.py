@@ -237,18 +237,39 @@ def _resampled(blocks: Iterable[np.ndarray], from_rate: int, to_rate: int) -> It
     yield resample(np.zeros(0, np.float32), last=True)
 
 
-def _progress(enabled: bool, total: float, description: str) -> Any:
-    """A bar in seconds of audio with an ETA (shown on a terminal only)."""
-    from tqdm.auto import tqdm
+ProgressReport = Callable[[str, float], None]  # (stage, fraction done)
 
-    return tqdm(
-        total=round(total, 2),
-        unit="s",
-        desc=description,
-        dynamic_ncols=True,
-        disable=None if enabled else True,
-        bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s [{elapsed}<{remaining}]",
-    )
+
+class _Progress:
+    """A bar in seconds of audio with an ETA (shown on a terminal only) that also tells
+    ``report`` its stage and the fraction done."""
+
+    def __init__(
+        self, enabled: bool, total: float, stage: str, report: ProgressReport | None
+    ) -> None:
+        from tqdm.auto import tqdm
+
+        self.total, self.stage, self.report, self.done = total, stage, report, 0.0
+        self.bar = tqdm(
+            total=round(total, 2),
+            unit="s",
+            desc=stage,
+            dynamic_ncols=True,
+            disable=None if enabled else True,
+            bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s [{elapsed}<{remaining}]",
+        )
+
+    def update(self, seconds: float) -> None:
+        self.bar.update(seconds)
+        self.done += seconds
+        if self.report is not None:
+            self.report(self.stage, min(1.0, self.done / self.total) if self.total else 1.0)
+
+    def __enter__(self) -> "_Progress":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.bar.close()
 
 
 def play(
@@ -262,6 +283,7 @@ def play(
     progress: bool = False,
     chunk_seconds: float = 10.0,
     timbre: np.ndarray | None = None,
+    on_progress: ProgressReport | None = None,
 ) -> Rendering:
     """Resynthesis (``adjustments`` None) or timbre transfer (``adjust(**adjustments)``) of
     audio of any length, in memory bounded by a chunk, not by the input.
@@ -286,6 +308,9 @@ def play(
         timbre: For a model with a z encoder, mono audio at the model's rate whose timbre
             to play with (``timbre_z``); by default the input's own ``z`` (``encode_z``: the
             input is then kept at the model's rate, 3.8 MB a minute at 16 kHz).
+        on_progress: Called as the work advances with its stage (``"features"``, then
+            ``"synthesis"``) and the fraction of that stage done; an exception it raises
+            stops the work.
 
     Raises:
         SilentInputError: For audio without sound (peak below −80 dBFS once the mean is
@@ -311,7 +336,7 @@ def play(
                 kept.append(block)
             yield block
 
-    with _progress(progress, seconds, "features") as bar:
+    with _Progress(progress, seconds, "features", on_progress) as bar:
         features = features_in_chunks(
             keep(_resampled(checked, sample_rate, model_rate)),
             model_rate,
@@ -357,7 +382,7 @@ def play(
         send(resample(np.zeros(0, np.float32), last=True))
         send(np.zeros(left, np.float32))
 
-    with _progress(progress, seconds, "synthesis") as bar:
+    with _Progress(progress, seconds, "synthesis", on_progress) as bar:
         blocks_out = played(bar)
         if rendering.report is not None:
             out = features_in_chunks(blocks_out, model_rate, n_frames, frame_rate, None)

@@ -41,11 +41,14 @@ def is_silent(audio: np.ndarray) -> bool:
 
 
 def note_frames(
-    f0_confidence: np.ndarray, loudness_db: np.ndarray, max_gap: int = NOTE_GAP_FRAMES
+    f0_confidence: np.ndarray,
+    loudness_db: np.ndarray,
+    max_gap: int = NOTE_GAP_FRAMES,
+    threshold: float = CONFIDENT,
 ) -> np.ndarray:
     """Where notes sound, ``[..., n_frames]`` bool.
 
-    Frames whose f0 confidence is at least ``CONFIDENT`` and loudness above
+    Frames whose f0 confidence is at least ``threshold`` (``CONFIDENT``) and loudness above
     ``NOTE_MIN_LOUDNESS_DB``, with gaps of fewer than ``max_gap`` frames between them filled
     (a morphological closing along time), so that a vibrato or consonant that dips the
     confidence does not cut a note.
@@ -62,7 +65,7 @@ def note_frames(
     >>> note_frames(confidence, np.full(8, -20.0), max_gap=3).astype(int)
     array([1, 1, 1, 1, 0, 0, 0, 0])
     """
-    notes = (np.asarray(f0_confidence) >= CONFIDENT) & (
+    notes = (np.asarray(f0_confidence) >= threshold) & (
         np.asarray(loudness_db) > NOTE_MIN_LOUDNESS_DB
     )
     if max_gap <= 1 or notes.shape[-1] == 0:

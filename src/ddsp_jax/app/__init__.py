@@ -1,0 +1,10 @@
+"""``ddsp app``: timbre transfer in the browser (the ``app`` extra).
+
+>>> from ddsp_jax.app import transfer_settings
+>>> transfer_settings({"pitch_shift": "-12", "quiet_db": "10"})["pitch_shift"]
+-12.0
+"""
+
+from ddsp_jax.app.server import AppConfig, JobError, Transfers, create_app, transfer_settings
+
+__all__ = ["AppConfig", "JobError", "Transfers", "create_app", "transfer_settings"]

@@ -1,0 +1,189 @@
+"""``ddsp app``: the page and its API, a transfer whose pitch follows the melody, bad input
+as messages, bounded uploads, separate jobs, and nothing served outside the app's files."""
+
+import io
+import time
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from crepe import needs_weights
+from ddsp_jax.data.procedural import sung_melody
+from ddsp_jax.features import compute_features, note_frames
+
+starlette = pytest.importorskip("starlette", reason="ddsp app needs the app extra")
+from starlette.testclient import TestClient  # noqa: E402
+
+from ddsp_jax.app import AppConfig, create_app  # noqa: E402
+
+MELODY = [62.0, 64.0, 66.0, 67.0]  # MIDI, one note per 0.5 s.
+
+
+@pytest.fixture(scope="module")
+def client():
+    app = create_app(AppConfig())
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+def wav(audio: np.ndarray, rate: int) -> bytes:
+    buffer = io.BytesIO()
+    sf.write(buffer, audio, rate, format="WAV", subtype="PCM_16")
+    return buffer.getvalue()
+
+
+def melody(rate: int = 22050) -> np.ndarray:
+    voice, _ = sung_melody(MELODY, 0.5, rate)
+    return voice.astype(np.float32)
+
+
+def submit(client: TestClient, data: bytes, name: str = "melody.wav", **settings: str):
+    form = {"model": "violin", "pitch_shift": "auto", "loudness_shift": "auto", **settings}
+    return client.post("/api/transfer", data=form, files={"audio": (name, data, "audio/wav")})
+
+
+def wait(client: TestClient, job: str, seen: list | None = None) -> dict:
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        status = client.get(f"/api/jobs/{job}").json()
+        if seen is not None:
+            seen.append(status)
+        if status["state"] in ("done", "error"):
+            return status
+        time.sleep(0.05)
+    raise AssertionError(f"job {job} did not finish")
+
+
+def test_the_page_its_assets_and_the_models_are_served(client):
+    page = client.get("/")
+    assert page.status_code == 200 and "Timbre transfer" in page.text
+    assert client.get("/static/app.js").headers["content-type"].startswith("text/javascript")
+    models = client.get("/api/models").json()
+    names = [model["name"] for model in models["models"]]
+    assert names == ["violin", "flute", "trumpet", "tenor-sax"]
+    violin = models["models"][0]
+    assert violin["sample_rate"] == 16000 and 50 < violin["mean_pitch_midi"] < 90
+    low, high = violin["pitch_range_midi"]
+    assert low < violin["mean_pitch_midi"] < high
+    assert models["limits"]["max_seconds"] == 300.0
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/static/..%2F..%2Fpyproject.toml",
+        "/static/%2e%2e/%2e%2e/pyproject.toml",
+        "/static/server.py",
+        "/api/jobs/..%2F..%2Fetc/passwd",
+        "/api/jobs/0123/..%2Fmodel.json",
+        "/etc/passwd",
+    ],
+)
+def test_nothing_outside_the_apps_files_is_served(client, path):
+    response = client.get(path)
+    assert response.status_code == 404
+    assert "[project]" not in response.text and "root:" not in response.text
+
+
+@needs_weights
+def test_a_melody_is_transferred_with_progress_and_its_pitch_follows_the_input(client):
+    audio = melody()
+    response = submit(client, wav(audio, 22050), quiet_db="20", note_threshold="0.5")
+    assert response.status_code == 202
+    job = response.json()["id"]
+    waiting = submit(client, b"not audio", "second.wav").json()  # Queued behind the first.
+    assert waiting["state"] == "queued" and waiting["position"] in (1, 2)
+    answered = client.get("/api/models")  # The server answers while the transfer runs.
+    assert answered.status_code == 200
+    assert client.get(f"/api/jobs/{job}").json()["state"] in ("queued", "running")
+    seen: list[dict] = []
+    status = wait(client, job, seen)
+    assert status["state"] == "done", status
+    stages = {s["stage"] for s in seen if s["state"] == "running"}
+    assert stages <= {"", "features", "synthesis"} and seen[-1]["fraction"] == 1.0
+    output = client.get(status["audio"])
+    assert output.headers["content-disposition"].startswith("attachment")
+    out, rate = sf.read(io.BytesIO(output.content), dtype="float32")
+    assert rate == 22050 and len(out) == len(audio)
+    assert client.get(status["plot"]).content[:8] == b"\x89PNG\r\n\x1a\n"
+    shift = status["report"]["pitch_shift_semitones"]
+    assert shift % 12 == 0
+    found, given = (compute_features(x[None], 22050, 100, "tiny") for x in (out, audio))
+    notes = note_frames(given["f0_confidence"][0], given["loudness_db"][0])
+    notes &= found["f0_confidence"][0] > 0.5
+    cents = 1200 * np.log2(found["f0_hz"][0][notes] / given["f0_hz"][0][notes]) - 100 * shift
+    assert notes.sum() > 100 and np.median(np.abs(cents)) < 30
+
+
+@needs_weights
+def test_bad_input_is_a_message_on_the_page(client, tmp_path):
+    not_audio = submit(client, b"not audio at all\n" * 50, "notes.wav")
+    status = wait(client, not_audio.json()["id"])
+    assert status["state"] == "error" and "is not audio this server can read" in status["message"]
+    silent = submit(client, wav(np.zeros(22050, np.float32), 22050), "silence.wav")
+    status = wait(client, silent.json()["id"])
+    assert status["state"] == "error" and "silent" in status["message"]
+    for form, message in (
+        ({"model": "../violin"}, "no model called '../violin'"),
+        ({"autotune_amount": "2"}, "autotune_amount must be between 0 and 1"),
+        ({"pitch_shift": "up"}, "pitch_shift must be a number"),
+    ):
+        response = submit(client, wav(melody(), 22050), **form)
+        assert response.status_code == 400 and message in response.json()["error"]
+    missing = client.post("/api/transfer", data={"model": "violin"})
+    assert missing.status_code == 400 and "choose or record a sound" in missing.json()["error"]
+
+
+def test_uploads_are_bounded_in_size_and_length():
+    config = AppConfig(max_upload_bytes=50_000, max_seconds=1.0)
+    with TestClient(create_app(config)) as small:
+        too_large = submit(small, wav(melody(), 22050))  # 2 s of 16-bit audio: 88 kB.
+        assert too_large.status_code == 413
+        assert "larger than" in too_large.text
+        too_long = submit(small, wav(melody()[:24000], 16000))  # 1.5 s: 48 kB.
+        assert too_long.status_code == 202
+        status = wait(small, too_long.json()["id"])
+        assert "the limit is 1 s" in status["message"]
+
+
+@needs_weights
+def test_a_transfer_past_the_time_limit_is_stopped_with_a_message():
+    with TestClient(create_app(AppConfig(time_limit=0.0))) as strict:
+        job = submit(strict, wav(melody(), 22050)).json()
+        status = wait(strict, job["id"])
+        assert status["state"] == "error"
+        assert status["message"] == "the transfer took longer than 0 s."
+
+
+def test_each_upload_has_its_own_folder_removed_when_it_expires():
+    app = create_app(AppConfig(keep_seconds=60.0))
+    with TestClient(app) as local:
+        transfers = app.state.transfers
+        first = submit(local, b"one", "a.wav").json()
+        second = submit(local, b"two", "b.wav").json()
+        assert first["id"] != second["id"]
+        folders = {transfers.jobs[job["id"]].folder for job in (first, second)}
+        assert len(folders) == 2 and all(f.parent == transfers.root for f in folders)
+        for job in (first, second):
+            assert wait(local, job["id"])["state"] == "error"  # Not audio.
+        transfers.expire()
+        assert all(folder.exists() for folder in folders)  # Kept for keep_seconds.
+        for job in (first, second):
+            transfers.jobs[job["id"]].finished -= 61.0
+        transfers.expire()
+        assert not any(folder.exists() for folder in folders)
+        assert local.get(f"/api/jobs/{first['id']}").status_code == 404
+    assert not transfers.root.exists()  # The server removed its folder when it stopped.
+
+
+def test_the_app_command_refuses_a_models_folder_that_is_not_one(tmp_path, capsys):
+    from ddsp_jax.cli import main
+
+    assert main(["app", "--models", str(tmp_path / "missing")]) == 1
+    assert capsys.readouterr().err.strip() == (
+        f"ddsp app: error: --models {tmp_path / 'missing'}: not a folder."
+    )
+    (tmp_path / "empty").mkdir()
+    assert main(["app", "--models", str(tmp_path / "empty")]) == 1
+    assert "no model folders in" in capsys.readouterr().err

@@ -38,8 +38,8 @@ demo: $(VENV)/.installed
 	$(VENV)/bin/ddsp demo --out runs/demo
 
 test: $(VENV)/.installed
-	$(VENV)/bin/ruff check src tests docs/blocks/figures.py
-	$(VENV)/bin/ruff format --check src tests docs/blocks/figures.py
+	$(VENV)/bin/ruff check src tests docs/blocks/figures.py docs/app/screenshots.py
+	$(VENV)/bin/ruff format --check src tests docs/blocks/figures.py docs/app/screenshots.py
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 # The end-to-end tests the default run leaves out (command line, training runs, the demo).

@@ -43,6 +43,17 @@ def submit(client: TestClient, data: bytes, name: str = "melody.wav", **settings
     return client.post("/api/transfer", data=form, files={"audio": (name, data, "audio/wav")})
 
 
+def assert_pitch_follows(out: np.ndarray, given: np.ndarray, rate: int, shift: float) -> None:
+    """The output's f0 is the input's moved by ``shift`` semitones (whole octaves) on the
+    input's note frames: within 30 cents in the median."""
+    assert shift % 12 == 0
+    found, heard = (compute_features(x[None], rate, 100, "tiny") for x in (out, given))
+    notes = note_frames(heard["f0_confidence"][0], heard["loudness_db"][0])
+    notes &= found["f0_confidence"][0] > 0.5
+    cents = 1200 * np.log2(found["f0_hz"][0][notes] / heard["f0_hz"][0][notes]) - 100 * shift
+    assert notes.sum() > 100 and np.median(np.abs(cents)) < 30
+
+
 def wait(client: TestClient, job: str, seen: list | None = None) -> dict:
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:
@@ -107,13 +118,7 @@ def test_a_melody_is_transferred_with_progress_and_its_pitch_follows_the_input(c
     out, rate = sf.read(io.BytesIO(output.content), dtype="float32")
     assert rate == 22050 and len(out) == len(audio)
     assert client.get(status["plot"]).content[:8] == b"\x89PNG\r\n\x1a\n"
-    shift = status["report"]["pitch_shift_semitones"]
-    assert shift % 12 == 0
-    found, given = (compute_features(x[None], 22050, 100, "tiny") for x in (out, audio))
-    notes = note_frames(given["f0_confidence"][0], given["loudness_db"][0])
-    notes &= found["f0_confidence"][0] > 0.5
-    cents = 1200 * np.log2(found["f0_hz"][0][notes] / given["f0_hz"][0][notes]) - 100 * shift
-    assert notes.sum() > 100 and np.median(np.abs(cents)) < 30
+    assert_pitch_follows(out, audio, 22050, status["report"]["pitch_shift_semitones"])
 
 
 @needs_weights

@@ -5,6 +5,13 @@
 -12.0
 """
 
-from ddsp_jax.app.server import AppConfig, JobError, Transfers, create_app, transfer_settings
+from ddsp_jax.app.server import (
+    AppConfig,
+    JobError,
+    Transfers,
+    create_app,
+    serving,
+    transfer_settings,
+)
 
-__all__ = ["AppConfig", "JobError", "Transfers", "create_app", "transfer_settings"]
+__all__ = ["AppConfig", "JobError", "Transfers", "create_app", "serving", "transfer_settings"]

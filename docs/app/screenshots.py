@@ -1,0 +1,77 @@
+"""Screenshots of ``ddsp app`` for the docs: the transfer page after a transfer of a sung
+melody by the violin, taken in headless Chromium through Playwright.
+
+Run from the repository root: ``python docs/app/screenshots.py [--out FOLDER] [--chromium
+PATH]`` (default: this script's folder; Chromium found on the PATH, e.g. Debian's
+``chromium``). Needs the ``app`` extra and ``playwright`` (no browser download: it drives the
+given Chromium).
+"""
+
+import argparse
+import io
+import shutil
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from ddsp_jax.app import AppConfig, create_app, serving
+from ddsp_jax.data.procedural import sung_melody
+
+MELODY = [62.0, 64.0, 66.0, 67.0, 69.0, 67.0]  # MIDI, half a second each.
+RATE = 22050
+
+
+def melody_wav(path: Path) -> np.ndarray:
+    """Write the sung melody to ``path``; returns its samples."""
+    voice, _ = sung_melody(MELODY, 0.5, RATE)
+    audio = voice.astype(np.float32)
+    sf.write(path, audio, RATE, subtype="PCM_16")
+    return audio
+
+
+def transfer_in_browser(
+    out: Path, chromium: str, timeout_ms: float = 240_000
+) -> tuple[np.ndarray, int, dict]:
+    """Transfer the melody with the violin through the page, as a musician would, and
+    screenshot the result as ``out / "app-transfer.png"``; returns the downloaded audio, its
+    rate and the page's report."""
+    from playwright.sync_api import sync_playwright
+
+    out.mkdir(parents=True, exist_ok=True)
+    source = out / "melody.wav"
+    melody_wav(source)
+    with serving(create_app(AppConfig())) as url, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1000, "height": 900})
+            page.goto(url)
+            page.wait_for_selector("#model option[value=violin]", state="attached")
+            page.select_option("#model", "violin")
+            page.set_input_files("#audio", str(source))
+            page.click("#go")
+            page.wait_for_selector("#result:not([hidden])", timeout=timeout_ms)
+            page.wait_for_function("document.getElementById('plot').complete")
+            report = page.inner_text("#report")
+            href = page.get_attribute("#download", "href")
+            data = page.request.get(url + href).body()
+            page.screenshot(path=str(out / "app-transfer.png"), full_page=True)
+        finally:
+            browser.close()
+    source.unlink()
+    audio, rate = sf.read(io.BytesIO(data), dtype="float32")
+    return audio, rate, {"text": report}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent)
+    parser.add_argument("--chromium", default=shutil.which("chromium"))
+    args = parser.parse_args()
+    if args.chromium is None:
+        parser.error("no Chromium found: install Debian's chromium or give --chromium PATH.")
+    transfer_in_browser(args.out, args.chromium)
+
+
+if __name__ == "__main__":
+    main()

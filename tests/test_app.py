@@ -47,10 +47,14 @@ def assert_pitch_follows(out: np.ndarray, given: np.ndarray, rate: int, shift: f
     """The output's f0 is the input's moved by ``shift`` semitones (whole octaves) on the
     input's note frames: within 30 cents in the median."""
     assert shift % 12 == 0
-    found, heard = (compute_features(x[None], rate, 100, "tiny") for x in (out, given))
-    notes = note_frames(heard["f0_confidence"][0], heard["loudness_db"][0])
-    notes &= found["f0_confidence"][0] > 0.5
-    cents = 1200 * np.log2(found["f0_hz"][0][notes] / heard["f0_hz"][0][notes]) - 100 * shift
+    n = len(given) * 100 // rate  # Frames every feature has (CREPE's count may be one more).
+    found, heard = (
+        {k: v[0, :n] for k, v in compute_features(x[None], rate, 100, "tiny").items()}
+        for x in (out, given)
+    )
+    notes = note_frames(heard["f0_confidence"], heard["loudness_db"])
+    notes &= found["f0_confidence"] > 0.5
+    cents = 1200 * np.log2(found["f0_hz"][notes] / heard["f0_hz"][notes]) - 100 * shift
     assert notes.sum() > 100 and np.median(np.abs(cents)) < 30
 
 

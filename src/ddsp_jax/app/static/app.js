@@ -3,7 +3,48 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-let recorded = null;  // A Blob from the microphone, used instead of the file input.
+let recorded = null;  // A WAV Blob from the microphone, used instead of the file input.
+
+// 16-bit PCM WAV of mono float samples: what every audio reader takes (a browser records
+// WebM or Ogg, which the server's libsndfile may not read).
+function wavBlob(samples, rate) {
+  const view = new DataView(new ArrayBuffer(44 + 2 * samples.length));
+  const text = (offset, value) => {
+    for (let i = 0; i < value.length; i++) view.setUint8(offset + i, value.charCodeAt(i));
+  };
+  text(0, "RIFF");
+  view.setUint32(4, 36 + 2 * samples.length, true);
+  text(8, "WAVEfmt ");
+  view.setUint32(16, 16, true);
+  view.setUint16(20, 1, true);  // PCM
+  view.setUint16(22, 1, true);  // mono
+  view.setUint32(24, rate, true);
+  view.setUint32(28, 2 * rate, true);
+  view.setUint16(32, 2, true);
+  view.setUint16(34, 16, true);
+  text(36, "data");
+  view.setUint32(40, 2 * samples.length, true);
+  for (let i = 0; i < samples.length; i++) {
+    const x = Math.max(-1, Math.min(1, samples[i]));
+    view.setInt16(44 + 2 * i, Math.round(x * 32767), true);
+  }
+  return new Blob([view], { type: "audio/wav" });
+}
+
+async function toWav(blob) {
+  const context = new AudioContext();
+  try {
+    const decoded = await context.decodeAudioData(await blob.arrayBuffer());
+    const mono = new Float32Array(decoded.length);
+    for (let channel = 0; channel < decoded.numberOfChannels; channel++) {
+      const data = decoded.getChannelData(channel);
+      for (let i = 0; i < data.length; i++) mono[i] += data[i] / decoded.numberOfChannels;
+    }
+    return wavBlob(mono, decoded.sampleRate);
+  } finally {
+    context.close();
+  }
+}
 
 function showError(message) {
   $("error").textContent = message;
@@ -67,9 +108,9 @@ $("record").addEventListener("click", async () => {
     const chunks = [];
     window.recorder = new MediaRecorder(stream);
     window.recorder.ondataavailable = (event) => chunks.push(event.data);
-    window.recorder.onstop = () => {
+    window.recorder.onstop = async () => {
       stream.getTracks().forEach((track) => track.stop());
-      recorded = new Blob(chunks, { type: window.recorder.mimeType });
+      recorded = await toWav(new Blob(chunks, { type: window.recorder.mimeType }));
       $("input-player").src = URL.createObjectURL(recorded);
       $("input-player").hidden = false;
       $("record").textContent = "Record again";
@@ -112,7 +153,7 @@ $("transfer").addEventListener("submit", async (event) => {
   form.append("model", $("model").value);
   const file = recorded || $("audio").files[0];
   if (!file) { showError("Choose or record a sound first."); return; }
-  form.append("audio", file, recorded ? "recording.webm" : file.name);
+  form.append("audio", file, recorded ? "recording.wav" : file.name);
   form.append("pitch_shift", $("pitch-mode").value === "auto" ? "auto" : $("pitch_shift").value);
   form.append("loudness_shift",
     $("loudness-mode").value === "auto" ? "auto" : $("loudness_shift").value);

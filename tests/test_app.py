@@ -132,7 +132,15 @@ def test_bad_input_is_a_message_on_the_page(client, tmp_path):
     assert status["state"] == "error" and "is not audio this server can read" in status["message"]
     silent = submit(client, wav(np.zeros(22050, np.float32), 22050), "silence.wav")
     status = wait(client, silent.json()["id"])
-    assert status["state"] == "error" and "silent" in status["message"]
+    assert status["state"] == "error" and status["message"].startswith("silence.wav: the audio")
+    assert "silent" in status["message"]
+    buffer = io.BytesIO()
+    stereo_nan = np.stack([melody(), melody()], axis=1)
+    stereo_nan[100, 0] = np.nan
+    sf.write(buffer, stereo_nan, 22050, format="WAV", subtype="FLOAT")
+    status = wait(client, submit(client, buffer.getvalue(), "nan.wav").json()["id"])
+    assert status["state"] == "error" and status["message"].startswith("nan.wav: ")
+    assert "NaN" in status["message"]
     for form, message in (
         ({"model": "../violin"}, "no model called '../violin'"),
         ({"autotune_amount": "2"}, "autotune_amount must be between 0 and 1"),

@@ -1071,6 +1071,7 @@ def _app(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     )
     app = create_app(config)
     if not app.state.transfers.models:
+        app.state.transfers.close()
         print(f"ddsp app: error: no model folders in {args.models}.", file=sys.stderr)
         return 1
     print(f"ddsp app: open http://{args.host}:{args.port}/ (Ctrl-C stops it).")

@@ -160,3 +160,15 @@ def test_two_processes_over_loopback_train_as_one_process_with_four_devices(tmp_
     assert_same_training(single, outputs[0], 3)
     records = (tmp_path / "two" / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(line)["step"] for line in records] == [1, 2, 3]  # Written once.
+
+
+def test_bench_train_refuses_devices_the_machine_does_not_have(capsys):
+    import jax
+
+    from ddsp_jax.cli import main
+
+    too_many = jax.device_count() + 1
+    with pytest.raises(SystemExit) as exit_info:
+        main(["bench", "train", "--devices", str(too_many)])
+    assert exit_info.value.code == 2
+    assert f"--devices {too_many}: only {jax.device_count()} device(s)" in capsys.readouterr().err

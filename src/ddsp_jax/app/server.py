@@ -302,10 +302,8 @@ class Transfers:
                     job.settings,
                     on_progress=report,
                 )
-        except SilentInputError as error:
-            raise JobError(f"{job.input_name}: {error}") from None
-        except UnusableInputError as error:
-            raise JobError(f"{job.input_name}: {error}.") from None
+        except (SilentInputError, UnusableInputError, ValueError) as error:
+            raise JobError(f"{job.input_name}: {str(error).rstrip('.')}.") from None
         frames = round(PLOT_SECONDS * saved.frame_rate)
         plots.transfer(
             np.concatenate(heads[0])[:kept],

@@ -50,6 +50,10 @@ class BenchOptions:
             raise ValueError("--micro-batches must be positive and divide --batch-size.")
         if self.network_rate is not None and self.network_rate <= 0:
             raise ValueError("--network-rate must be positive.")
+        if self.devices is not None:  # The same rules as ddsp train --devices.
+            from ddsp_jax.training.parallel import DataParallel
+
+            DataParallel.over(self.devices).check_batch(self.batch_size, self.micro_batches)
 
 
 def _synth(options: BenchOptions) -> dict[str, Any]:

@@ -4,14 +4,12 @@ NSynth (prepared on first use) or an ``.npz``, served by a checkpointable source
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
-import jax
 import numpy as np
 
-from ddsp_jax.core.spectral import compute_power
 from ddsp_jax.data.dataset import DATASET_FILE, PrepareConfig, PreparedDataset, split_columns
 from ddsp_jax.data.preparation import NSYNTH_PREFIX, prepare
 from ddsp_jax.data.procedural import render_notes
-from ddsp_jax.features.extract import LOUDNESS_N_FFT
+from ddsp_jax.features.extract import compute_features
 
 if TYPE_CHECKING:
     from ddsp_jax.training.config import TrainConfig
@@ -165,20 +163,17 @@ def procedural_examples(
 
 def level_conditioned(examples: Examples, config: "TrainConfig") -> Examples:
     """In-memory ``examples`` whose ``loudness_db`` is the model's level conditioning
-    (``model.level_feature``): unchanged for loudness; for power, ``compute_power`` of their
-    audio (as magenta's ``F0PowerPreprocessor`` computes it when the data has none)."""
+    (``model.level_feature``): unchanged for loudness; for power, the power of their audio as
+    ``compute_features`` gives it (as magenta's ``F0PowerPreprocessor`` computes it when the
+    data has none), 64 examples at a time."""
     if config.model.level_feature == "loudness_db":
         return examples
-    synth, n_frames = config.model.synth, config.n_frames
-    power = jax.jit(compute_power, static_argnums=(1, 2, 3))
+    audio, rate = examples["audio"], config.model.synth.sample_rate
     levels = [
-        np.asarray(
-            power(
-                examples["audio"][i : i + 64], synth.sample_rate, config.frame_rate, LOUDNESS_N_FFT
-            )
-        )[:, :n_frames]
-        for i in range(0, len(examples["audio"]), 64)
+        compute_features(audio[i : i + 64], rate, config.frame_rate, None)["power_db"]
+        for i in range(0, len(audio), 64)
     ]
+    levels = [values[:, : config.n_frames] for values in levels]
     return {**examples, "loudness_db": np.concatenate(levels).astype(np.float32)}
 
 

@@ -164,6 +164,7 @@ def test_uploads_are_bounded_in_size_and_length():
         assert "the limit is 1 s" in status["message"]
 
 
+@pytest.mark.slow
 @needs_weights
 def test_a_transfer_past_the_time_limit_is_stopped_with_a_message():
     with TestClient(create_app(AppConfig(time_limit=0.0))) as strict:

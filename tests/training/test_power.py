@@ -47,6 +47,7 @@ def test_an_unknown_level_feature_is_refused():
         dataclasses.replace(tiny_config().model, level_feature="rms_db")
 
 
+@pytest.mark.slow
 @needs_weights
 def test_a_prepared_dataset_has_power_and_a_power_model_trains_on_it(tmp_path):
     for i, amplitude in enumerate((0.1, 0.2, 0.4)):
@@ -84,6 +85,7 @@ def test_a_prepared_dataset_has_power_and_a_power_model_trains_on_it(tmp_path):
     assert len(load_training_data(loudness, tmp_path / "run").test["audio"]) == 10
 
 
+@pytest.mark.slow
 def test_a_power_model_trains_on_procedural_notes_conditioned_on_their_power(tmp_path):
     data = DataConfig(example_seconds=0.1, n_train=8, n_test=4)
     config = power_config(data=data, steps=30, checkpoint_every=30)

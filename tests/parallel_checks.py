@@ -13,6 +13,7 @@ parameters. With ``JAX_COORDINATOR_ADDRESS``, ``JAX_NUM_PROCESSES`` and
 import dataclasses
 import json
 import sys
+import time
 
 import jax
 import numpy as np
@@ -41,6 +42,8 @@ def main(run_dir: str, devices: int, steps: int, resume: bool, micro_batches: in
     trainer = Trainer(config, run_dir, parallel)
     share = None if parallel is None else parallel.share(config.batch_size)
     source = ExampleSource(notes(), config.batch_size, config.seed, share)
+    if jax.process_index() == 1:
+        time.sleep(3)  # Late to the run folder, as on a busy host: process 0 must wait for it.
     trainer.start(resume=resume)
     if resume:
         trainer.restore(source)

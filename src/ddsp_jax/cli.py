@@ -312,6 +312,11 @@ def _train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         parser.error("--minutes sets the number of steps; it cannot be used with --steps.")
     try:
         initialize_distributed(args.coordinator, args.num_processes, args.process_id)
+        if args.minutes is not None and jax.process_count() > 1:
+            raise ValueError(
+                "--minutes times the steps on each process, so several processes could stop "
+                "at different steps; give them the same --steps instead."
+            )
         parallel = None
         if args.devices is not None or jax.process_count() > 1:
             parallel = DataParallel.over(args.devices or "all")

@@ -172,3 +172,18 @@ def test_bench_train_refuses_devices_the_machine_does_not_have(capsys):
         main(["bench", "train", "--devices", str(too_many)])
     assert exit_info.value.code == 2
     assert f"--devices {too_many}: only {jax.device_count()} device(s)" in capsys.readouterr().err
+
+
+def test_a_time_budget_with_several_processes_is_refused(tmp_path, monkeypatch, capsys):
+    import jax
+
+    from ddsp_jax.cli import main
+    from ddsp_jax.training import parallel
+
+    monkeypatch.setattr(parallel, "initialize_distributed", lambda *args: True)
+    monkeypatch.setattr(jax, "process_count", lambda: 2)
+    out = tmp_path / "run"
+    assert main(["train", "--preset", "quick", "--minutes", "1", "--out", str(out)]) == 1
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("ddsp train: error: --minutes times the steps on each process")
+    assert not out.exists()

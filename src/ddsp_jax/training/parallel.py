@@ -16,12 +16,18 @@ and every process writes its part of each checkpoint.
 
 import dataclasses
 import os
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from orbax.checkpoint import multihost
 
 DATA_AXIS = "data"
+# How long a process waits for the others at a barrier (compiling a large model on a slow host
+# takes minutes; gloo gives up after 30 s when a collective starts on one process only).
+BARRIER_TIMEOUT_S = 1800
 
 
 def initialize_distributed(
@@ -144,10 +150,48 @@ class DataParallel:
             for name, rows in local.items()
         }
 
+    def jit(self, function: Callable[..., Any], name: str, **options: Any) -> Callable[..., Any]:
+        """``jax.jit(function, out_shardings=replicated, **options)``; with several processes,
+        each new argument signature is compiled first and the processes wait for each other
+        (a barrier named after ``name``) before running it, so its collectives start
+        together: gloo gives up on a collective that another process has not reached within
+        30 s, e.g. while it is still compiling."""
+        jitted = jax.jit(function, out_shardings=self.replicated, **options)
+        if jax.process_count() == 1:
+            return jitted
+        compiled: dict[Any, jax.stages.Compiled] = {}
+
+        def run(*args: Any) -> Any:
+            leaves, structure = jax.tree.flatten(args)
+            key = (structure, *(_signature(leaf) for leaf in leaves))
+            if key not in compiled:
+                compiled[key] = jitted.lower(*args).compile()
+                wait_for_processes(f"compiled/{name}/{len(compiled)}")
+            return compiled[key](*args)
+
+        return run
+
     def to_host(self, tree: object) -> object:
         """``tree``'s replicated arrays as NumPy arrays of this process (each process holds a
         whole copy of them, even where another process's devices hold copies too)."""
         return jax.tree.map(lambda x: np.asarray(x.addressable_data(0)), tree)
+
+
+def wait_for_processes(name: str) -> None:
+    """Return when every process has called this with ``name`` (unique within a run; a
+    barrier of the coordination service, waiting up to ``BARRIER_TIMEOUT_S``); at once with
+    one process."""
+    if jax.process_count() > 1:
+        multihost.get_barrier_sync_fn()(key=f"ddsp_jax/{name}", timeout_ms=BARRIER_TIMEOUT_S * 1000)
+
+
+def _signature(leaf: Any) -> Any:
+    """What a compiled program depends on in one argument: its type, shape and placement."""
+    if isinstance(leaf, jax.Array):
+        return ("array", leaf.shape, leaf.dtype, leaf.sharding)
+    if isinstance(leaf, np.ndarray | np.generic):
+        return ("numpy", leaf.shape, leaf.dtype)
+    return ("value", type(leaf))
 
 
 def is_main_process() -> bool:

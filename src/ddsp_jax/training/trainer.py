@@ -27,7 +27,7 @@ from ddsp_jax.training.examples import BatchSource, Examples, nsynth_dataset_dir
 from ddsp_jax.training.finetune import load_initial_state, run_optimizer
 from ddsp_jax.training.metrics import MetricsLog
 from ddsp_jax.training.optimizer import learning_rate
-from ddsp_jax.training.parallel import DataParallel, is_main_process
+from ddsp_jax.training.parallel import DataParallel, is_main_process, wait_for_processes
 from ddsp_jax.training.program_cache import cached_jit
 
 # Settings a resumed run may change: none alters the result of a step.
@@ -263,10 +263,8 @@ class Trainer:
             self.params, self.rest, self.opt_state = parallel.replicate(
                 (self.params, self.rest, self.opt_state)
             )
-            self.train_step = jax.jit(
-                step, out_shardings=parallel.replicated, donate_argnums=(0, 2)
-            )
-            self.evaluate_batch = jax.jit(evaluate, out_shardings=parallel.replicated)
+            self.train_step = parallel.jit(step, "train_step", donate_argnums=(0, 2))
+            self.evaluate_batch = parallel.jit(evaluate, "evaluate")
         self._checkpoints: Checkpoints | None = None
         # The signal that stopped the last ``fit`` early (its checkpoint saved), or None.
         self.stopped_by: int | None = None
@@ -314,8 +312,10 @@ class Trainer:
             )
 
     def start(self, resume: bool) -> None:
-        """Check the run folder (``check_folder``) and write the run's ``config.json``."""
+        """Check the run folder (``check_folder``) and write the run's ``config.json`` (with
+        several processes, after every process has checked it)."""
         self.check_folder(resume)
+        wait_for_processes("checked run folder")
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if is_main_process():
             write_json(self.run_dir / CONFIG_FILE, to_dict(self.config), indent=2)

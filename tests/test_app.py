@@ -84,6 +84,39 @@ def test_the_page_its_assets_and_the_models_are_served(client):
     assert models["limits"]["max_seconds"] == 300.0
 
 
+def test_the_live_page_its_worklet_and_the_vendored_runtime_are_served(client):
+    assert "Play live" in client.get("/play").text
+    for name in ("play.js", "common.js", "synth-worklet.mjs", "worklet-scope.mjs"):
+        response = client.get(f"/static/{name}")
+        assert response.headers["content-type"].startswith("text/javascript"), name
+    live = client.get("/api/models").json()["live"]
+    assert live["vendored"], "the web runtime is missing: python tools/vendor_web.py"
+    assert live["confident"] == 0.85 and live["floor_db"] == -80.0
+    wasm = client.get("/static/vendor/ort-wasm-simd-threaded.wasm")
+    assert wasm.headers["content-type"] == "application/wasm"
+    assert wasm.content[:4] == b"\0asm"
+    runtime = client.get("/static/vendor/ort.wasm.bundle.min.mjs").text
+    assert "ONNX Runtime Web v1.30.0" in runtime[:200]
+    notice = client.get("/static/vendor/NOTICE.txt").text
+    assert "onnxruntime-web 1.30.0" in notice and "Licence: MIT" in notice
+
+
+def test_a_model_that_cannot_be_exported_is_a_message_for_the_live_page(tmp_path):
+    import shutil
+
+    from ddsp_jax.instruments import bundled_instrument
+
+    folder = tmp_path / "models" / "broken"
+    shutil.copytree(bundled_instrument("violin"), folder)
+    (folder / "params.msgpack").write_bytes(b"not parameters")
+    with TestClient(create_app(AppConfig(models=tmp_path / "models"))) as test_client:
+        for _ in range(2):  # The reason is kept; the export is not tried again.
+            response = test_client.get("/api/models/broken/live/metadata.json")
+            assert response.status_code == 400
+            assert response.json()["error"].startswith("broken cannot be played live: ")
+        assert not (test_client.app.state.transfers.live.root / "broken").exists()
+
+
 @pytest.mark.parametrize(
     "path",
     [
@@ -93,6 +126,12 @@ def test_the_page_its_assets_and_the_models_are_served(client):
         "/api/jobs/..%2F..%2Fetc/passwd",
         "/api/jobs/0123/..%2Fmodel.json",
         "/etc/passwd",
+        "/static/vendor/..%2F..%2Fserver.py",
+        "/static/vendor/onnxruntime-web.package.json",
+        "/api/models/violin/live/..%2Fmodel.json",
+        "/api/models/violin/live/params.msgpack",
+        "/api/models/..%2Fviolin/live/metadata.json",
+        "/api/models/cello/live/synth.onnx",
     ],
 )
 def test_nothing_outside_the_apps_files_is_served(client, path):

@@ -6,6 +6,7 @@ import re
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from crepe import needs_weights
@@ -41,9 +42,58 @@ def test_a_melody_uploaded_in_the_browser_comes_back_played_by_the_violin(tmp_pa
     assert_pitch_follows(audio, given, rate, shift)
     shots = {path.name for path in tmp_path.glob("*.png")}
     assert shots == {"app-transfer.png"} and (tmp_path / "app-transfer.png").stat().st_size > 1e4
+
+
+def test_the_readme_shows_the_screenshots_the_script_makes():
+    made = set(screenshots_script().SCREENSHOTS)
     shown = set(re.findall(r"\]\((docs/app/[\w.-]+\.png)\)", (ROOT / "README.md").read_text()))
-    assert shown == {f"docs/app/{name}" for name in shots}  # The README shows what it makes.
-    assert {p.name for p in (ROOT / "docs" / "app").glob("*.png")} == shots
+    assert shown == {f"docs/app/{name}" for name in made}
+    assert {p.name for p in (ROOT / "docs" / "app").glob("*.png")} == made
+
+
+def median_f0(audio: np.ndarray, rate: int, start: float, stop: float) -> float:
+    """The median f0 (Hz, CREPE tiny) of the confident, audible frames in ``[start, stop)``
+    seconds of ``audio``."""
+    from ddsp_jax.features.extract import compute_features
+
+    features = {k: v[0] for k, v in compute_features(audio[None], rate, 100, "tiny").items()}
+    frames = slice(round(100 * start), round(100 * stop))
+    confident = features["f0_confidence"][frames] > 0.8
+    audible = features["loudness_db"][frames] > -50
+    assert np.sum(confident & audible) > 0.5 * (round(100 * stop) - round(100 * start))
+    return float(np.median(features["f0_hz"][frames][confident & audible]))
+
+
+def cents(f0: float, midi: float) -> float:
+    return 1200 * np.log2(f0 / (440.0 * 2 ** ((midi - 69) / 12)))
+
+
+@pytest.mark.slow
+@needs_weights
+def test_the_live_page_plays_the_keys_and_the_microphone_at_their_pitch(tmp_path):
+    """onnxruntime-web in the page's AudioWorklet: each key held sounds at its note, and a
+    sung A4 through Chromium's fake microphone, shifted an octave down, sounds at A3."""
+    import soundfile as sf
+
+    from ddsp_jax.data.procedural import sung_melody
+
+    script = screenshots_script()
+    voice, _ = sung_melody([69.0], 4.0, script.RATE)
+    sf.write(tmp_path / "a4.wav", voice.astype(np.float32), script.RATE, subtype="PCM_16")
+    found = script.play_in_browser(tmp_path / "shots", CHROMIUM, tmp_path / "a4.wav")
+    assert (tmp_path / "shots" / "app-play.png").stat().st_size > 1e4
+    assert re.match(r"Ready: violin, latency about \d+ ms", found["ready"])
+    keys, rate = found["keys"]
+    held = script.LIVE_NOTE_SECONDS
+    assert rate == 16000 and len(keys) / rate > len(script.LIVE_KEYS) * held
+    # The recording starts a little before the first key; each note is judged inside its
+    # second half-second onwards, clear of the attack and of the latency.
+    for index, note in enumerate(script.LIVE_KEYS.values()):
+        start = index * held + 0.5
+        assert abs(cents(median_f0(keys, rate, start, start + held - 0.6), note)) < 20
+    assert np.sqrt(np.mean(keys**2)) > 0.01  # Not silence.
+    sung, rate = found["microphone"]
+    assert abs(cents(median_f0(sung, rate, 0.5, 2.5), 57)) < 30
 
 
 @pytest.mark.slow

@@ -1,5 +1,6 @@
-"""Screenshots of ``ddsp app`` for the docs: the transfer page after a transfer of a sung
-melody by the violin, taken in headless Chromium through Playwright.
+"""Screenshots of ``ddsp app`` for the docs, taken in headless Chromium through Playwright:
+the transfer page after a transfer of a sung melody by the violin, and the live page
+playing the violin from the keyboard.
 
 Run from the repository root: ``python docs/app/screenshots.py [--out FOLDER] [--chromium
 PATH]`` (default: this script's folder; Chromium found on the PATH, e.g. Debian's
@@ -20,6 +21,9 @@ from ddsp_jax.data.procedural import sung_melody
 
 MELODY = [62.0, 64.0, 66.0, 67.0, 69.0, 67.0]  # MIDI, half a second each.
 RATE = 22050
+SCREENSHOTS = ("app-transfer.png", "app-play.png")
+LIVE_KEYS = {"h": 69, "l": 74}  # Keys of the live page's keyboard and their notes (octave 4).
+LIVE_NOTE_SECONDS = 1.5
 
 
 def melody_wav(path: Path) -> np.ndarray:
@@ -63,6 +67,72 @@ def transfer_in_browser(
     return audio, rate, {"text": report}
 
 
+def play_in_browser(
+    out: Path, chromium: str, microphone: Path | None = None, timeout_ms: float = 240_000
+) -> dict:
+    """Play the violin live from the page's keyboard (``LIVE_KEYS`` in turn, each held
+    ``LIVE_NOTE_SECONDS``), recording its output, and screenshot the page while the last
+    note sounds as ``out / "app-play.png"``; then, with ``microphone`` (a WAV that Chromium's
+    fake capture plays), sing into it an octave lower. Returns the recordings (``keys``,
+    ``microphone``: samples and rate) and the page's status lines."""
+    from playwright.sync_api import sync_playwright
+
+    flags = ["--autoplay-policy=no-user-gesture-required"]
+    if microphone is not None:
+        flags += [
+            "--use-fake-ui-for-media-stream",
+            "--use-fake-device-for-media-stream",
+            f"--use-file-for-fake-audio-capture={microphone}",
+        ]
+    out.mkdir(parents=True, exist_ok=True)
+    found: dict = {}
+
+    def recorded(page: object) -> tuple[np.ndarray, int]:
+        page.click("#record")  # Stop.
+        page.wait_for_selector("#download:not([hidden])")
+        samples, rate = page.evaluate(
+            "[Array.from(window.liveRecording.samples), window.liveRecording.rate]"
+        )
+        return np.asarray(samples, np.float32), rate
+
+    with serving(create_app(AppConfig())) as url, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, headless=True, args=flags)
+        try:
+            page = browser.new_page(viewport={"width": 1000, "height": 900})
+            page.goto(url + "/play")
+            page.wait_for_selector("#model option[value=violin]", state="attached")
+            page.select_option("#model", "violin")
+            page.click("#start")
+            page.wait_for_function(
+                "document.getElementById('status').textContent.startsWith('Ready')",
+                timeout=timeout_ms,
+            )
+            found["ready"] = page.inner_text("#status")
+            page.click("#record")
+            for key in LIVE_KEYS:
+                page.keyboard.down(key)
+                page.wait_for_timeout(1000 * LIVE_NOTE_SECONDS)
+                if key == list(LIVE_KEYS)[-1]:
+                    page.screenshot(path=str(out / "app-play.png"), full_page=True)
+                page.keyboard.up(key)
+            page.wait_for_timeout(500)
+            found["keys"] = recorded(page)
+            found["status"] = page.inner_text("#status")
+            if microphone is not None:
+                page.fill("#pitch_shift", "-12")
+                page.click("#microphone")
+                page.wait_for_function(
+                    "document.getElementById('heard').textContent.startsWith('Hearing')"
+                )
+                page.click("#record")
+                page.wait_for_timeout(3000)
+                found["microphone"] = recorded(page)
+                found["microphone_status"] = page.inner_text("#status")
+        finally:
+            browser.close()
+    return found
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path(__file__).parent)
@@ -71,6 +141,7 @@ def main() -> None:
     if args.chromium is None:
         parser.error("no Chromium found: install Debian's chromium or give --chromium PATH.")
     transfer_in_browser(args.out, args.chromium)
+    play_in_browser(args.out, args.chromium)
 
 
 if __name__ == "__main__":

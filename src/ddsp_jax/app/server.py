@@ -1,15 +1,17 @@
 """``ddsp app``: timbre transfer in the browser, served from this machine.
 
-A Starlette application (the ``app`` extra) with one hand-written page: choose a model,
-upload or record a sound, set magenta's timbre-transfer controls, then hear, download and
-see the result. The work itself is ``inference.play``, as ``ddsp transfer`` runs it.
+A Starlette application (the ``app`` extra) with two hand-written pages. ``/``: choose a
+model, upload or record a sound, set magenta's timbre-transfer controls, then hear, download
+and see the result; the work itself is ``inference.play``, as ``ddsp transfer`` runs it.
+``/play``: the model played live in the browser (``app.live``).
 
 Bounds: one transfer runs at a time (a FIFO queue whose position each waiting request sees;
 the page stays served meanwhile, the transfer running in a worker thread), uploads are
 limited in size and in seconds of audio, a transfer is stopped past a time limit, and each
 request works in its own temporary folder, removed once its result has expired. The server
-serves its own assets and the results of its jobs by their random ids, nothing else of the
-file system; models are chosen by name among those it lists.
+serves its own assets, the vendored web runtime, the live exports of the models it lists
+and the results of its jobs by their random ids, nothing else of the file system; models
+are chosen by name among those it lists.
 """
 
 import collections
@@ -28,11 +30,29 @@ from typing import Any
 
 import numpy as np
 
+from ddsp_jax.app.live import (
+    EXPORT_FILES,
+    VENDOR_FILES,
+    LiveError,
+    LiveExports,
+    note_rules,
+    vendor_folder,
+    vendored,
+)
 from ddsp_jax.data.audio import UnusableInputError, audio_blocks, audio_info
 from ddsp_jax.features.notes import CONFIDENT
 from ddsp_jax.models.saved import SavedModel, load_model
 
-STATIC_FILES = {"index.html": "text/html", "app.js": "text/javascript", "style.css": "text/css"}
+STATIC_FILES = {
+    "index.html": "text/html",
+    "play.html": "text/html",
+    "common.js": "text/javascript",
+    "app.js": "text/javascript",
+    "play.js": "text/javascript",
+    "synth-worklet.mjs": "text/javascript",
+    "worklet-scope.mjs": "text/javascript",
+    "style.css": "text/css",
+}
 PLOT_SECONDS = 60.0  # The figure shows the first minute, as ``ddsp transfer --plot``.
 
 
@@ -161,6 +181,9 @@ class Transfers:
         self.config = config
         self.root = Path(tempfile.mkdtemp(prefix="ddsp-app-"))
         self.models = model_summaries(config.models)
+        self.live = LiveExports(
+            self.root / "live", {name: path for name, (path, _) in self.models.items()}
+        )
         self.jobs: dict[str, Job] = {}
         self.queue: collections.deque[str] = collections.deque()
         self._loaded: dict[str, SavedModel] = {}
@@ -334,6 +357,7 @@ def create_app(config: AppConfig) -> Any:
     """
     try:
         from starlette.applications import Starlette
+        from starlette.concurrency import run_in_threadpool
         from starlette.requests import Request
         from starlette.responses import FileResponse, JSONResponse, Response
         from starlette.routing import Route
@@ -347,10 +371,28 @@ def create_app(config: AppConfig) -> Any:
         return JSONResponse({"error": message}, status_code=status)
 
     async def asset(request: Request) -> Response:
-        name = request.path_params.get("name", "index.html")
-        if name not in STATIC_FILES:  # Only the page's own files, by exact name.
+        page = "play.html" if request.url.path == "/play" else "index.html"
+        name = request.path_params.get("name", page)
+        if name not in STATIC_FILES:  # Only the pages' own files, by exact name.
             return error(404, "not found")
         return Response((static / name).read_bytes(), media_type=STATIC_FILES[name])
+
+    async def vendor_asset(request: Request) -> Response:
+        name = request.path_params["name"]
+        path = vendor_folder() / name
+        if name not in VENDOR_FILES or not path.is_file():
+            return error(404, "not found")
+        return Response(path.read_bytes(), media_type=VENDOR_FILES[name])
+
+    async def live_file(request: Request) -> Response:
+        model, name = request.path_params["model"], request.path_params["name"]
+        try:
+            path = await run_in_threadpool(transfers.live.file, model, name)
+        except KeyError:
+            return error(404, "not found")
+        except LiveError as problem:
+            return error(400, str(problem))
+        return FileResponse(path, media_type=EXPORT_FILES[name])
 
     async def models(request: Request) -> JSONResponse:
         return JSONResponse(
@@ -360,6 +402,7 @@ def create_app(config: AppConfig) -> Any:
                     "max_upload_bytes": config.max_upload_bytes,
                     "max_seconds": config.max_seconds,
                 },
+                "live": {"vendored": vendored(), **note_rules()},
             }
         )
 
@@ -404,8 +447,11 @@ def create_app(config: AppConfig) -> Any:
     app = Starlette(
         routes=[
             Route("/", asset),
+            Route("/play", asset),
             Route("/static/{name}", asset),
+            Route("/static/vendor/{name}", vendor_asset),
             Route("/api/models", models),
+            Route("/api/models/{model}/live/{name}", live_file),
             Route("/api/transfer", submit, methods=["POST"]),
             Route("/api/jobs/{job}", job_status),
             Route("/api/jobs/{job}/{name}", job_file),

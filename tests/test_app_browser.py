@@ -71,8 +71,9 @@ def cents(f0: float, midi: float) -> float:
 @pytest.mark.slow
 @needs_weights
 def test_the_live_page_plays_the_keys_and_the_microphone_at_their_pitch(tmp_path):
-    """onnxruntime-web in the page's AudioWorklet: each key held sounds at its note, and a
-    sung A4 through Chromium's fake microphone, shifted an octave down, sounds at A3."""
+    """onnxruntime-web in the page's AudioWorklet: each key held and each MIDI note sounds
+    at its note, a softer MIDI velocity more quietly, and a sung A4 through Chromium's fake
+    microphone, shifted an octave down, sounds at A3."""
     import soundfile as sf
 
     from ddsp_jax.data.procedural import sung_melody
@@ -85,13 +86,18 @@ def test_the_live_page_plays_the_keys_and_the_microphone_at_their_pitch(tmp_path
     assert re.match(r"Ready: violin, latency about \d+ ms", found["ready"])
     keys, rate = found["keys"]
     held = script.LIVE_NOTE_SECONDS
-    assert rate == 16000 and len(keys) / rate > len(script.LIVE_KEYS) * held
-    # The recording starts a little before the first key; each note is judged inside its
-    # second half-second onwards, clear of the attack and of the latency.
-    for index, note in enumerate(script.LIVE_KEYS.values()):
+    notes = [*script.LIVE_KEYS.values(), *(note for note, _ in script.LIVE_MIDI)]
+    assert rate == 16000 and len(keys) / rate > len(notes) * held
+    # The recording starts a little before the first key; each note is judged from its
+    # second half-second on, clear of the attack and of the latency.
+    levels = []
+    for index, note in enumerate(notes):
         start = index * held + 0.5
         assert abs(cents(median_f0(keys, rate, start, start + held - 0.6), note)) < 20
-    assert np.sqrt(np.mean(keys**2)) > 0.01  # Not silence.
+        part = keys[round(rate * start) : round(rate * (start + held - 0.6))]
+        levels.append(10 * np.log10(np.mean(part**2)))
+    assert min(levels[:-1]) > -40 and levels[-1] > -80  # Not silence (velocity 30: ~-59 dB).
+    assert levels[-2] - levels[-1] > 3  # MIDI velocity 120 louder than 30.
     sung, rate = found["microphone"]
     assert abs(cents(median_f0(sung, rate, 0.5, 2.5), 57)) < 30
 

@@ -23,6 +23,7 @@ MELODY = [62.0, 64.0, 66.0, 67.0, 69.0, 67.0]  # MIDI, half a second each.
 RATE = 22050
 SCREENSHOTS = ("app-transfer.png", "app-play.png")
 LIVE_KEYS = {"h": 69, "l": 74}  # Keys of the live page's keyboard and their notes (octave 4).
+LIVE_MIDI = [(64, 120), (64, 30)]  # MIDI notes played after the keys: (note, velocity).
 LIVE_NOTE_SECONDS = 1.5
 
 
@@ -71,10 +72,13 @@ def play_in_browser(
     out: Path, chromium: str, microphone: Path | None = None, timeout_ms: float = 240_000
 ) -> dict:
     """Play the violin live from the page's keyboard (``LIVE_KEYS`` in turn, each held
-    ``LIVE_NOTE_SECONDS``), recording its output, and screenshot the page while the last
-    note sounds as ``out / "app-play.png"``; then, with ``microphone`` (a WAV that Chromium's
-    fake capture plays), sing into it an octave lower. Returns the recordings (``keys``,
-    ``microphone``: samples and rate) and the page's status lines."""
+    ``LIVE_NOTE_SECONDS``), screenshot the page while the last key sounds as ``out /
+    "app-play.png"``, then play ``LIVE_MIDI`` as MIDI messages (given to the page's MIDI
+    handler: headless Chromium has no MIDI device), recording the output throughout; then,
+    with ``microphone`` (a WAV that Chromium's fake capture plays), sing into it an octave
+    lower. Returns the recordings (``keys``, ``microphone``: samples and rate), the status
+    line once ready and the meter's (``meter``, ``microphone_meter``: frames, render time,
+    late blocks)."""
     from playwright.sync_api import sync_playwright
 
     flags = ["--autoplay-policy=no-user-gesture-required"]
@@ -115,9 +119,13 @@ def play_in_browser(
                 if key == list(LIVE_KEYS)[-1]:
                     page.screenshot(path=str(out / "app-play.png"), full_page=True)
                 page.keyboard.up(key)
+            for note, velocity in LIVE_MIDI:
+                page.evaluate(f"midiMessage({{data: [0x90, {note}, {velocity}]}})")
+                page.wait_for_timeout(1000 * LIVE_NOTE_SECONDS)
+                page.evaluate(f"midiMessage({{data: [0x80, {note}, 0]}})")
             page.wait_for_timeout(500)
             found["keys"] = recorded(page)
-            found["status"] = page.inner_text("#status")
+            found["meter"] = page.inner_text("#meter")
             if microphone is not None:
                 page.fill("#pitch_shift", "-12")
                 page.click("#microphone")
@@ -127,7 +135,7 @@ def play_in_browser(
                 page.click("#record")
                 page.wait_for_timeout(3000)
                 found["microphone"] = recorded(page)
-                found["microphone_status"] = page.inner_text("#status")
+                found["microphone_meter"] = page.inner_text("#meter")
         finally:
             browser.close()
     return found

@@ -102,6 +102,7 @@ async function stop() {
   held.length = 0;
   $("microphone").disabled = true;
   $("record").disabled = true;
+  $("meter").textContent = "";
 }
 
 function heardFromWorklet(message) {
@@ -113,10 +114,9 @@ function heardFromWorklet(message) {
     $("record").disabled = false;
   } else if (message.type === "stats") {
     const perFrame = message.renderMsPerFrame.toFixed(2);
-    $("status").dataset.underruns = message.underruns;
-    status(`Playing ${live.model.name}: ${message.frames} frames, ${perFrame} ms to render ` +
-      `each, ${message.underruns} late blocks` +
-      (message.dropped ? `, ${message.dropped} frames dropped` : "") + ".");
+    $("meter").textContent = `${message.frames} frames, ${perFrame} ms to render each, ` +
+      `${message.underruns} late blocks` +
+      (message.dropped ? `, ${message.dropped} frames dropped` : "") + ".";
   } else if (message.type === "heard") {
     $("heard").textContent = message.note
       ? `Hearing ${midiName(12 * Math.log2(message.f0 / 440) + 69)} (${message.f0.toFixed(1)} Hz)`

@@ -47,6 +47,7 @@ def test_demo_with_a_tiny_budget_writes_every_promised_file(tmp_path, capsys):
     assert (other / "notes.txt").exists()
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_the_demo_without_writing_results(tmp_path, capsys, monkeypatch):
     import ddsp_jax.demo
 

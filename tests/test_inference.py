@@ -439,6 +439,7 @@ def test_cli_eval_writes_metrics_and_a_figure(run, tmp_path, capsys):
     assert "example samples 3200 (the model needs 1600)" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 @needs_weights
 def test_bench_transfer_scores_how_the_output_follows_the_melody(run, capsys):
     _, _, root = run

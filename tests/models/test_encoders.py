@@ -99,6 +99,7 @@ def test_the_autoencoder_takes_z_from_the_audio_or_as_given(rng):
         model({"f0_hz": batch["f0_hz"], "loudness_db": batch["loudness_db"]}, key=key)
 
 
+@pytest.mark.slow
 def test_an_autoencoder_with_z_trains_on_procedural_notes(tmp_path):
     config = z_config(steps=40, checkpoint_every=40)
     before, after, trainer = train_and_score(

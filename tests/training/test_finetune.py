@@ -36,6 +36,7 @@ def source_model(tmp_path_factory):
     return save_model(saved, folder / "model"), trainer
 
 
+@pytest.mark.slow
 def test_fine_tuning_starts_from_the_source_models_loss_and_goes_down(source_model, tmp_path):
     folder, source = source_model
     other = notes(4, seed=1)
@@ -93,6 +94,7 @@ def test_parts_and_shapes_that_do_not_fit_are_refused_naming_them(source_model, 
         Trainer(missing, tmp_path / "d")
 
 
+@pytest.mark.slow
 def test_ddsp_train_fine_tunes_from_a_model_folder(source_model, tmp_path, capsys):
     folder, _ = source_model
     config = tmp_path / "tiny.json"
@@ -117,6 +119,7 @@ def test_ddsp_train_fine_tunes_from_a_model_folder(source_model, tmp_path, capsy
     )
 
 
+@pytest.mark.slow
 @needs_weights
 def test_the_crepe_embedding_loss_is_chosen_in_the_loss_config(tmp_path):
     plain = tiny_config(steps=2, checkpoint_every=2)
@@ -134,6 +137,7 @@ def test_the_crepe_embedding_loss_is_chosen_in_the_loss_config(tmp_path):
         dataclasses.replace(with_crepe, model=at_22k, frame_rate=250)
 
 
+@pytest.mark.slow
 def test_a_run_with_frozen_parts_exports_from_its_checkpoint(tmp_path):
     from ddsp_jax.training.export import model_of_run
 

@@ -333,6 +333,7 @@ def test_npz_validation_names_the_file_and_problem(tmp_path):
         load_npz(tmp_path / "text.npz", 1600, 25)
 
 
+@pytest.mark.slow
 def test_held_out_evaluation_is_logged_every_n_steps(tmp_path):
     from ddsp_jax.training.evaluate import HeldOutEvaluation
 
@@ -609,6 +610,7 @@ def test_past_its_deadline_fit_starts_no_step_and_checkpoints_where_it_is(tmp_pa
     trainer.close()
 
 
+@pytest.mark.slow
 def test_a_budget_too_short_for_one_step_is_refused_and_one_that_fits_scales_the_schedule(
     tmp_path,
 ):

@@ -140,6 +140,7 @@ def test_nothing_outside_the_apps_files_is_served(client, path):
     assert "[project]" not in response.text and "root:" not in response.text
 
 
+@pytest.mark.slow
 @needs_weights
 def test_a_melody_is_transferred_with_progress_and_its_pitch_follows_the_input(client):
     audio = melody()

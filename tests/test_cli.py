@@ -117,6 +117,7 @@ def test_cli_keeps_compiled_programs_between_runs(tmp_path):
     assert program.stat().st_mtime_ns == stored
 
 
+@pytest.mark.slow
 def test_bench_f0_reports_the_cost_per_second_of_audio(tmp_path, capsys):
     from ddsp_jax.features.torch_weights import WeightsError, crepe_weights_path
 

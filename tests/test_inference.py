@@ -187,6 +187,7 @@ def test_play_writes_nothing_for_silence_or_bad_samples(run):
     assert written == []
 
 
+@pytest.mark.slow
 @needs_weights
 def test_cli_resynth_and_its_bad_input(run, tmp_path, capsys):
     _, _, root = run
@@ -291,6 +292,7 @@ def test_adjust_quiets_only_non_note_frames_and_autotunes_notes():
         adjust(features, None)
 
 
+@pytest.mark.slow
 @needs_weights
 def test_cli_transfer_of_a_sung_melody(run, tmp_path, capsys):
     _, _, root = run

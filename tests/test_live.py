@@ -248,6 +248,7 @@ def test_bench_stream_records_every_configuration():
         assert record["latency_ms"] > 0
 
 
+@pytest.mark.slow
 @needs_weights
 def test_exported_stablehlo_programs_stream_like_the_python_engine(tmp_path, capsys):
     from ddsp_jax.deploy import ExportError, load_stablehlo

@@ -138,6 +138,7 @@ def test_synthesis_with_z_streams_as_the_one_pass_render(z_model):
         synthesize(saved, f0, loudness)
 
 
+@pytest.mark.slow
 def test_resynth_and_transfer_take_z_from_the_input_or_the_timbre_file(z_model, tmp_path, capsys):
     _, folder = z_model
     t = np.arange(8000) / 16000

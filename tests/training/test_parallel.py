@@ -75,6 +75,7 @@ def test_four_devices_train_as_one_and_checkpoints_move_between_device_counts(tm
     assert_same_training(micro_one, micro_two, 2)
 
 
+@pytest.mark.slow
 def test_a_batch_that_does_not_divide_among_the_devices_is_refused(tmp_path):
     environment = {
         **os.environ,

@@ -596,6 +596,7 @@ class SleepOnBatch:
         return self.source.state()
 
 
+@pytest.mark.slow
 def test_past_its_deadline_fit_starts_no_step_and_checkpoints_where_it_is(tmp_path):
     config = tiny_config(steps=50, checkpoint_every=100)
     trainer = Trainer(config, tmp_path / "run")

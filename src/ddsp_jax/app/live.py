@@ -79,6 +79,8 @@ class LiveExports:
         if model not in self.folders or name not in EXPORT_FILES:
             raise KeyError(f"{model}/{name}")
         folder = self.root / model
+        if (folder / "metadata.json").is_file():  # Written last: the export is complete.
+            return folder / name
         with self._lock:
             if model in self._failed:
                 raise LiveError(self._failed[model])
